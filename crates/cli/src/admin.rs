@@ -1,0 +1,375 @@
+//! `tessera client|user|scope ...`: administration against the configured database.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Subcommand, ValueEnum};
+use serde_json::json;
+use tessera_protocol::GrantType;
+use tessera_server::admin::{self, NewClient};
+use tessera_server::clock::{Clock, SystemClock};
+use tessera_server::config::Config;
+use tessera_server::state::open_store;
+use tessera_server::store::{Client, Store, TokenFormat};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GrantArg {
+    #[value(name = "authorization_code")]
+    AuthorizationCode,
+    #[value(name = "refresh_token")]
+    RefreshToken,
+    #[value(name = "client_credentials")]
+    ClientCredentials,
+}
+
+impl From<GrantArg> for GrantType {
+    fn from(g: GrantArg) -> Self {
+        match g {
+            GrantArg::AuthorizationCode => GrantType::AuthorizationCode,
+            GrantArg::RefreshToken => GrantType::RefreshToken,
+            GrantArg::ClientCredentials => GrantType::ClientCredentials,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Jwt,
+    Opaque,
+}
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and, for a confidential client, its secret (shown once)
+    Create {
+        /// Display name, shown on the consent page
+        #[arg(long)]
+        name: String,
+        /// Redirect URI (repeatable); matched exactly, except for the port of loopback URIs
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Scopes the client may be granted, space separated (each must exist in the catalog)
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// A public client (no secret; e.g. a native or browser app)
+        #[arg(long)]
+        public: bool,
+        /// Grant type (repeatable) [default: authorization_code and refresh_token]
+        #[arg(long = "grant-type", value_enum)]
+        grant_types: Vec<GrantArg>,
+        /// Access token format
+        #[arg(long, value_enum, default_value = "jwt")]
+        token_format: FormatArg,
+        /// Print {"client_id": ..., "client_secret": ...}
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client
+    Show {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client and everything issued to it
+    Delete { client_id: String },
+    /// Replace a confidential client's secret; the old one stops working at once
+    RotateSecret {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Without --password-stdin a password is generated and printed once.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (first line)
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a user with their sessions, consents and tokens
+    Delete { username: String },
+    /// Set a user's password (ends their sessions). Without --password-stdin one is generated and printed.
+    SetPassword {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ScopeCommand {
+    /// Create a scope, or change its description
+    Create {
+        name: String,
+        /// What the person reads on the consent page, e.g. "Read your transactions"
+        #[arg(long)]
+        description: String,
+    },
+    /// List the scope catalog
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a scope from the catalog
+    Delete { name: String },
+}
+
+fn client_json(c: &Client) -> serde_json::Value {
+    json!({
+        "client_id": c.id,
+        "name": c.name,
+        "public": c.is_public(),
+        "redirect_uris": c.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+        "scope": c.scope.to_string(),
+        "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "token_format": c.token_format.as_str(),
+        "created_at": c.created_at,
+    })
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    open_store(config).await
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((tessera_server::crypto::random_string(15), true));
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the password")?;
+    let line = input.lines().next().unwrap_or("").to_owned();
+    if line.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok((line, false))
+}
+
+pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
+    let store = store(&config).await?;
+    match cmd {
+        ClientCommand::Create {
+            name,
+            redirect_uris,
+            scope,
+            public,
+            grant_types,
+            token_format,
+            json,
+        } => {
+            let created = admin::create_client(
+                store.as_ref(),
+                NewClient {
+                    name,
+                    redirect_uris,
+                    scope,
+                    public,
+                    grant_types: grant_types.into_iter().map(Into::into).collect(),
+                    token_format: match token_format {
+                        FormatArg::Jwt => TokenFormat::Jwt,
+                        FormatArg::Opaque => TokenFormat::Opaque,
+                    },
+                },
+                SystemClock.now(),
+            )
+            .await?;
+            if json {
+                print_json(
+                    &json!({ "client_id": created.client.id, "client_secret": created.secret }),
+                )?;
+            } else {
+                println!("client_id:     {}", created.client.id);
+                match created.secret {
+                    Some(s) => {
+                        println!("client_secret: {s}");
+                        println!("Store the secret now: it is not shown again.");
+                    }
+                    None => println!("(public client: no secret)"),
+                }
+            }
+        }
+        ClientCommand::List { json } => {
+            let clients = store.list_clients().await?;
+            if json {
+                print_json(&json!(clients.iter().map(client_json).collect::<Vec<_>>()))?;
+            } else {
+                for c in clients {
+                    let kind = if c.is_public() {
+                        "public"
+                    } else {
+                        "confidential"
+                    };
+                    println!("{}  {}  ({kind}, {})", c.id, c.name, c.scope);
+                }
+            }
+        }
+        ClientCommand::Show { client_id, json } => {
+            let c = store
+                .get_client(&client_id)
+                .await?
+                .with_context(|| format!("no client {client_id}"))?;
+            if json {
+                print_json(&client_json(&c))?;
+            } else {
+                println!("client_id:     {}", c.id);
+                println!("name:          {}", c.name);
+                println!(
+                    "type:          {}",
+                    if c.is_public() {
+                        "public"
+                    } else {
+                        "confidential"
+                    }
+                );
+                println!(
+                    "redirect_uris: {}",
+                    c.redirect_uris
+                        .iter()
+                        .map(|u| u.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+                println!("scope:         {}", c.scope);
+                println!(
+                    "grant_types:   {}",
+                    c.grant_types
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+                println!("token_format:  {}", c.token_format.as_str());
+            }
+        }
+        ClientCommand::Delete { client_id } => {
+            if !store.delete_client(&client_id).await? {
+                bail!("no client {client_id}");
+            }
+            println!("deleted client {client_id}");
+        }
+        ClientCommand::RotateSecret { client_id, json } => {
+            let secret = admin::rotate_client_secret(store.as_ref(), &client_id).await?;
+            if json {
+                print_json(&json!({ "client_id": client_id, "client_secret": secret }))?;
+            } else {
+                println!("client_secret: {secret}");
+                println!(
+                    "The old secret no longer works. Store this one now: it is not shown again."
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let store = store(&config).await?;
+    match cmd {
+        UserCommand::Create {
+            username,
+            password_stdin,
+            json,
+        } => {
+            let (password, generated) = read_password(password_stdin)?;
+            let user =
+                admin::create_user(store.as_ref(), &username, &password, SystemClock.now()).await?;
+            let shown = generated.then_some(password.as_str());
+            if json {
+                print_json(
+                    &json!({ "id": user.id, "username": user.username, "password": shown }),
+                )?;
+            } else {
+                println!("created user {} ({})", user.username, user.id);
+                if let Some(p) = shown {
+                    println!("{} / {p}", user.username);
+                }
+            }
+        }
+        UserCommand::List { json } => {
+            let users = store.list_users().await?;
+            if json {
+                let list: Vec<_> = users
+                    .iter()
+                    .map(|u| json!({ "id": u.id, "username": u.username, "created_at": u.created_at }))
+                    .collect();
+                print_json(&json!(list))?;
+            } else {
+                for u in users {
+                    println!("{}  {}", u.id, u.username);
+                }
+            }
+        }
+        UserCommand::Delete { username } => {
+            if !store.delete_user(&username).await? {
+                bail!("no user {username}");
+            }
+            println!("deleted user {username}");
+        }
+        UserCommand::SetPassword {
+            username,
+            password_stdin,
+        } => {
+            let (password, generated) = read_password(password_stdin)?;
+            admin::set_password(store.as_ref(), &username, &password).await?;
+            println!("password changed for {username}; their sessions have ended");
+            if generated {
+                println!("{username} / {password}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn scope(config: Config, cmd: ScopeCommand) -> anyhow::Result<()> {
+    let store = store(&config).await?;
+    match cmd {
+        ScopeCommand::Create { name, description } => {
+            admin::create_scope(store.as_ref(), &name, &description).await?;
+            println!("scope {name}: {description}");
+        }
+        ScopeCommand::List { json } => {
+            let scopes = store.list_scopes().await?;
+            if json {
+                let list: Vec<_> = scopes
+                    .iter()
+                    .map(|s| json!({ "name": s.name, "description": s.description }))
+                    .collect();
+                print_json(&json!(list))?;
+            } else {
+                for s in scopes {
+                    println!("{:<24} {}", s.name, s.description);
+                }
+            }
+        }
+        ScopeCommand::Delete { name } => {
+            if !store.delete_scope(&name).await? {
+                bail!("no scope {name}");
+            }
+            println!("deleted scope {name}");
+        }
+    }
+    Ok(())
+}

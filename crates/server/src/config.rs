@@ -1,0 +1,207 @@
+//! Configuration in layers: built-in defaults, then a TOML file (`--config` or
+//! `TESSERA_CONFIG`), then `TESSERA_*` environment variables (`__` nests:
+//! `TESSERA_TOKENS__ACCESS_TOKEN_TTL=5m`), then command-line flags. Unknown keys are
+//! refused. Every option is documented here, next to its default, and in `docs/config.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// The issuer identifier (RFC 8414 §2): the https (or loopback http) URL at which
+    /// clients reach Tessera, without a trailing slash. Default `http://127.0.0.1:8080`.
+    pub issuer: String,
+    /// Directory holding the SQLite database and signing keys. Default `./tessera-data`.
+    pub data_dir: PathBuf,
+    /// Database URL. Default: `sqlite://<data_dir>/tessera.db`.
+    pub database_url: Option<String>,
+    /// Token lifetimes and formats.
+    pub tokens: TokenConfig,
+    /// Login sessions.
+    pub sessions: SessionConfig,
+    /// Scopes to create (or update) at start, with the descriptions shown on the consent page.
+    pub scopes: Vec<ScopeConfig>,
+    /// Log filter in `tracing` syntax. Default `info`.
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Access token lifetime. Default 10 minutes.
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    /// Refresh token lifetime (each rotation starts a new one). Default 30 days.
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_ttl: Duration,
+    /// Authorization code lifetime. Default 60 seconds.
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    /// How long after a refresh token was rotated a second use is treated as a race
+    /// between the client's own requests (answered with fresh tokens) rather than as
+    /// reuse (which revokes the family). Default 0: off.
+    #[serde(with = "humantime_serde")]
+    pub refresh_grace_period: Duration,
+    /// JWT access token signature algorithm: `ES256` (default), `EdDSA` or `RS256`.
+    pub signing_alg: SigningAlg,
+    /// The `aud` of access tokens. Default: the issuer.
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlg {
+    ES256,
+    EdDSA,
+    RS256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::EdDSA => "EdDSA",
+            Self::RS256 => "RS256",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// How long a login session lasts. Default 12 hours.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeConfig {
+    pub name: String,
+    pub description: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: "http://127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./tessera-data"),
+            database_url: None,
+            tokens: TokenConfig::default(),
+            sessions: SessionConfig::default(),
+            scopes: Vec::new(),
+            log: "info".into(),
+        }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(600),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            code_ttl: Duration::from_secs(60),
+            refresh_grace_period: Duration::ZERO,
+            signing_alg: SigningAlg::ES256,
+            audience: None,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Load the layers: defaults, the TOML file, `TESSERA_*` variables, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                anyhow::bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("TESSERA_").split("__").ignore(&["config"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let issuer = url::Url::parse(&self.issuer).context("issuer is not a URL")?;
+        let loopback = matches!(issuer.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        // RFC 8414 §2: https, no query or fragment. Plain http is allowed on loopback
+        // so that Tessera starts with no setup.
+        if issuer.scheme() != "https" && !(issuer.scheme() == "http" && loopback) {
+            anyhow::bail!("issuer must be an https URL (http is allowed only on loopback)");
+        }
+        if issuer.query().is_some() || issuer.fragment().is_some() || self.issuer.ends_with('/') {
+            anyhow::bail!("issuer must have no query, no fragment and no trailing slash");
+        }
+        for s in &self.scopes {
+            if !tessera_protocol::Scope::is_valid_token(&s.name) {
+                anyhow::bail!(
+                    "scope name {:?} is not a valid RFC 6749 scope token",
+                    s.name
+                );
+            }
+        }
+        if self.tokens.access_token_ttl.is_zero() || self.tokens.code_ttl.is_zero() {
+            anyhow::bail!("token lifetimes must be positive");
+        }
+        Ok(())
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tessera.db").display()))
+    }
+
+    /// Whether the issuer is served over https (cookies are then `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// The `aud` of access tokens.
+    pub fn audience(&self) -> &str {
+        self.tokens.audience.as_deref().unwrap_or(&self.issuer)
+    }
+
+    /// An endpoint URL under the issuer.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}

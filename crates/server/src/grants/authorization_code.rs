@@ -1,0 +1,94 @@
+//! The authorization code grant (RFC 6749 §4.1.3–§4.1.4) with PKCE (RFC 7636 §4.6).
+//!
+//! Codes are single-use: the store consumes a code atomically, and a second use
+//! revokes every token issued from it (RFC 6749 §4.1.2, RFC 9700 §4.2.4).
+
+use axum::response::Response;
+use tessera_protocol::{CodeVerifier, GrantType, RedirectUri};
+
+use crate::crypto::{hash_secret, pkce_s256_matches};
+use crate::error::{OAuthError, Result};
+use crate::state::AppState;
+use crate::store::{Client, CodeConsumption};
+use crate::tokens::{issue_access_token, issue_refresh_token, token_response, AccessTokenFor};
+
+pub async fn handle(
+    state: &AppState,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<&RedirectUri>,
+    verifier: &CodeVerifier,
+) -> Result<Response> {
+    let now = state.clock.now();
+    let record = match state
+        .store
+        .consume_code(&hash_secret(code), &client.id, now)
+        .await?
+    {
+        CodeConsumption::Consumed(record) => record,
+        CodeConsumption::AlreadyUsed { grant_id } => {
+            state.store.revoke_grant(&grant_id, now).await?;
+            tracing::warn!(client_id = %client.id, grant_id, "authorization code reused: grant revoked");
+            return Err(OAuthError::InvalidGrant(
+                "the authorization code has already been used".into(),
+            ));
+        }
+        CodeConsumption::Unknown => {
+            return Err(OAuthError::InvalidGrant(
+                "the authorization code is invalid".into(),
+            ));
+        }
+    };
+    if record.expires_at <= now {
+        return Err(OAuthError::InvalidGrant(
+            "the authorization code has expired".into(),
+        ));
+    }
+    // RFC 6749 §4.1.3: redirect_uri is required if the authorization request had it,
+    // and must then be identical.
+    match (record.redirect_uri_given, redirect_uri) {
+        (true, None) => {
+            return Err(OAuthError::InvalidGrant(
+                "redirect_uri is required for this code".into(),
+            ))
+        }
+        (_, Some(uri)) if uri.as_str() != record.redirect_uri => {
+            return Err(OAuthError::InvalidGrant(
+                "redirect_uri does not match the authorization request".into(),
+            ))
+        }
+        _ => {}
+    }
+    // RFC 7636 §4.6.
+    if !pkce_s256_matches(verifier.as_str(), &record.code_challenge) {
+        return Err(OAuthError::InvalidGrant(
+            "code_verifier does not match the code_challenge".into(),
+        ));
+    }
+    let access = issue_access_token(
+        state,
+        AccessTokenFor {
+            client,
+            user_id: Some(&record.user_id),
+            scope: &record.scope,
+            grant_id: Some(&record.grant_id),
+            auth_time: Some(record.auth_time),
+        },
+    )
+    .await?;
+    let refresh = if client.allows_grant(GrantType::RefreshToken) {
+        Some(
+            issue_refresh_token(
+                state,
+                &record.grant_id,
+                client,
+                Some(&record.user_id),
+                &record.scope,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    Ok(token_response(access, refresh, &record.scope))
+}

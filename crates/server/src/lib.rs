@@ -1,0 +1,85 @@
+//! Tessera: an OAuth 2.1 authorization server.
+//!
+//! [`app`] builds the router from an [`AppState`]; [`run`] serves it on a listener
+//! until the shutdown future completes.
+
+pub mod admin;
+pub mod authorize;
+pub mod client_auth;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod endpoints;
+pub mod error;
+pub mod grants;
+pub mod pages;
+pub mod session;
+pub mod state;
+pub mod store;
+pub mod tokens;
+
+use std::future::Future;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+pub use state::AppState;
+
+/// Largest request body accepted by any endpoint.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// The whole HTTP surface of the authorization server.
+pub fn app(state: AppState) -> Router {
+    use endpoints::*;
+    Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(metadata::metadata),
+        )
+        .route("/jwks.json", get(metadata::jwks))
+        .route("/authorize", get(authorize::authorize))
+        .route("/login", post(login::login))
+        .route("/consent", post(consent::consent))
+        .route("/token", post(token::token))
+        .route("/revoke", post(revoke::revoke))
+        .route("/introspect", post(introspect::introspect))
+        .route("/assets/tessera.css", get(stylesheet))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        pages::STYLESHEET,
+    )
+}
+
+/// Serve `state` on `listener` until `shutdown` completes, then finish the requests
+/// in flight.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

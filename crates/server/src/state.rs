@@ -1,0 +1,63 @@
+//! The application state every handler receives.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::store::{ScopeEntry, SqliteStore, Store};
+use crate::tokens::Keys;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<Keys>,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// Open everything the server needs: the database (running migrations), the
+    /// configured scopes, and the signing keys under `<data_dir>/keys`.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        let store = open_store(&config).await?;
+        let keys =
+            Keys::load_or_generate(&config.data_dir.join("keys"), config.tokens.signing_alg)?;
+        Ok(Self {
+            store,
+            keys: Arc::new(keys),
+            clock: Arc::new(SystemClock),
+            config: Arc::new(config),
+        })
+    }
+
+    /// Replace the clock (tests pin time with [`crate::clock::FixedClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Open the configured database, run its migrations and apply the config's scopes.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        if config.database_url.is_none() {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        }
+        Arc::new(SqliteStore::connect(&url).await?)
+    } else {
+        anyhow::bail!("unsupported database URL {url:?}: this build supports sqlite:// URLs");
+    };
+    for scope in &config.scopes {
+        store
+            .upsert_scope(&ScopeEntry {
+                name: scope.name.clone(),
+                description: scope.description.clone(),
+            })
+            .await?;
+    }
+    Ok(store)
+}

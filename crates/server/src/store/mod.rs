@@ -1,0 +1,320 @@
+//! Storage behind small traits, one per ability. Each trait's doc comments state the
+//! promises every implementation keeps; `Store` combines them for the app state.
+//!
+//! Times are Unix seconds. Secrets, codes and tokens reach the store only as
+//! SHA-256 hashes ([`TokenHash`]).
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use tessera_protocol::{GrantType, RedirectUri, Scope};
+
+pub use sqlite::SqliteStore;
+
+/// A storage failure. Never shown to clients: it becomes `server_error`.
+pub type StoreResult<T> = Result<T, anyhow::Error>;
+
+/// The SHA-256 of a secret value.
+pub type TokenHash = [u8; 32];
+
+/// How a client's access tokens are minted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    Jwt,
+    Opaque,
+}
+
+impl TokenFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jwt => "jwt",
+            Self::Opaque => "opaque",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "jwt" => Some(Self::Jwt),
+            "opaque" => Some(Self::Opaque),
+            _ => None,
+        }
+    }
+}
+
+/// A registered client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    /// SHA-256 of the secret; `None` for a public client.
+    pub secret_hash: Option<TokenHash>,
+    pub redirect_uris: Vec<RedirectUri>,
+    /// The scopes this client may be granted.
+    pub scope: Scope,
+    pub grant_types: Vec<GrantType>,
+    pub token_format: TokenFormat,
+    pub created_at: i64,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeEntry {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+/// A token family: every token that descends from one authorization.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub scope: Scope,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthCode {
+    pub code_hash: TokenHash,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    /// Whether the authorization request carried `redirect_uri` (RFC 6749 §4.1.3).
+    pub redirect_uri_given: bool,
+    pub scope: Scope,
+    pub code_challenge: String,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+/// What happened when a code was presented.
+#[derive(Debug)]
+pub enum CodeConsumption {
+    /// This call consumed the code; no other call ever will.
+    Consumed(AuthCode),
+    /// The code was consumed before: the grant it started must be revoked (RFC 6749 §4.1.2).
+    AlreadyUsed { grant_id: String },
+    /// No code with this hash was issued to this client.
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    pub token_hash: TokenHash,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub scope: Scope,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// What happened when a refresh token was presented for rotation.
+#[derive(Debug)]
+pub enum Rotation {
+    /// This call marked the token used; no other call ever will.
+    Rotated(RefreshToken),
+    /// The token had been used at `used_at` already. Whether that is reuse (revoke the
+    /// family) or a race within the grace period is the caller's decision.
+    AlreadyUsed(RefreshToken),
+    /// Unknown, issued to another client, expired or of a revoked grant.
+    Invalid,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpaqueAccessToken {
+    pub token_hash: TokenHash,
+    pub jti: String,
+    pub grant_id: Option<String>,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub scope: Scope,
+    pub audience: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+#[async_trait]
+pub trait ScopeStore: Send + Sync {
+    /// Create the scope or replace its description.
+    async fn upsert_scope(&self, scope: &ScopeEntry) -> StoreResult<()>;
+    /// Every scope, ordered by name.
+    async fn list_scopes(&self) -> StoreResult<Vec<ScopeEntry>>;
+    /// Returns whether a scope was deleted.
+    async fn delete_scope(&self, name: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Insert a new client; fails if the id exists.
+    async fn create_client(&self, client: &Client) -> StoreResult<()>;
+    async fn get_client(&self, id: &str) -> StoreResult<Option<Client>>;
+    /// Every client, ordered by creation time.
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Delete a client and, by cascade, everything issued to it. Returns whether it existed.
+    async fn delete_client(&self, id: &str) -> StoreResult<bool>;
+    /// Replace the secret hash. Returns whether the client exists.
+    async fn set_client_secret(&self, id: &str, secret_hash: &TokenHash) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Insert a new user; fails if the id or username exists.
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Delete a user with their sessions, consents and tokens. Returns whether it existed.
+    async fn delete_user(&self, username: &str) -> StoreResult<bool>;
+    /// Replace the password hash and end the user's sessions. Returns whether the user exists.
+    async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, token_hash: &TokenHash, session: &Session) -> StoreResult<()>;
+    /// The session with this hash if it has not expired at `now`.
+    async fn get_session(&self, token_hash: &TokenHash, now: i64) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, token_hash: &TokenHash) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// The scopes this user has consented to for this client, if any.
+    async fn get_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Scope>>;
+    /// Record consent: the stored scopes become the union of old and new.
+    async fn add_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &Scope,
+        now: i64,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    async fn create_grant(&self, grant: &Grant) -> StoreResult<()>;
+    /// Whether the grant exists and is not revoked.
+    async fn grant_active(&self, id: &str) -> StoreResult<bool>;
+    /// Revoke the grant: from then on every refresh token, opaque access token and
+    /// JWT access token that carries its id is refused. Idempotent.
+    async fn revoke_grant(&self, id: &str, now: i64) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait CodeStore: Send + Sync {
+    async fn insert_code(&self, code: &AuthCode) -> StoreResult<()>;
+    /// Consume a code issued to `client_id`, atomically: among concurrent calls with
+    /// the same hash, exactly one gets `Consumed`; every later call gets `AlreadyUsed`.
+    /// Expiry is the caller's check (the code is consumed either way).
+    async fn consume_code(
+        &self,
+        code_hash: &TokenHash,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<CodeConsumption>;
+}
+
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync {
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+    /// Mark a refresh token of `client_id` used, atomically: among concurrent calls
+    /// exactly one gets `Rotated`. Expired tokens and tokens of revoked grants are
+    /// `Invalid` and stay unused.
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &TokenHash,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Rotation>;
+    /// A refresh token that is unused, unexpired and of an active grant.
+    async fn find_active_refresh_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> StoreResult<Option<RefreshToken>>;
+    /// Any refresh token with this hash, whatever its state.
+    async fn find_refresh_token(&self, token_hash: &TokenHash)
+        -> StoreResult<Option<RefreshToken>>;
+}
+
+#[async_trait]
+pub trait AccessTokenStore: Send + Sync {
+    async fn insert_access_token(&self, token: &OpaqueAccessToken) -> StoreResult<()>;
+    /// An opaque access token that is unrevoked, unexpired and (if it has one) of an
+    /// active grant.
+    async fn find_active_access_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> StoreResult<Option<OpaqueAccessToken>>;
+    /// Any opaque access token with this hash, whatever its state.
+    async fn find_access_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<OpaqueAccessToken>>;
+    async fn revoke_access_token(&self, token_hash: &TokenHash, now: i64) -> StoreResult<()>;
+    /// Refuse the JWT access token with this `jti` until `expires_at`.
+    async fn revoke_jti(&self, jti: &str, expires_at: i64) -> StoreResult<()>;
+    async fn jti_revoked(&self, jti: &str) -> StoreResult<bool>;
+}
+
+/// Everything the server stores.
+pub trait Store:
+    ScopeStore
+    + ClientStore
+    + UserStore
+    + SessionStore
+    + ConsentStore
+    + GrantStore
+    + CodeStore
+    + RefreshTokenStore
+    + AccessTokenStore
+    + Send
+    + Sync
+{
+}
+
+impl<T> Store for T where
+    T: ScopeStore
+        + ClientStore
+        + UserStore
+        + SessionStore
+        + ConsentStore
+        + GrantStore
+        + CodeStore
+        + RefreshTokenStore
+        + AccessTokenStore
+        + Send
+        + Sync
+{
+}

@@ -1,0 +1,641 @@
+//! The SQLite store: the embedded default. WAL mode, one file under the data dir.
+//!
+//! Atomic consumption of codes and refresh tokens is a single
+//! `UPDATE ... WHERE used IS NULL RETURNING ...`: SQLite serialises writers, so exactly
+//! one of several concurrent statements updates the row.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use tessera_protocol::{GrantType, RedirectUri, Scope};
+
+use super::*;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file and run the migrations.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        let url = format!("sqlite://{}", path.display());
+        Self::connect(&url).await
+    }
+
+    /// Open a `sqlite://` URL and run the migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("bad SQLite URL {url}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Durable: a committed token survives power loss (FULL syncs the WAL on commit).
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open SQLite database {url}"))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .context("running SQLite migrations")?;
+        Ok(Self { pool })
+    }
+}
+
+fn hash_from(row: &SqliteRow, col: &str) -> anyhow::Result<TokenHash> {
+    let bytes: Vec<u8> = row.try_get(col)?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("column {col} does not hold a 32-byte hash"))
+}
+
+fn scope_from(row: &SqliteRow, col: &str) -> anyhow::Result<Scope> {
+    let text: String = row.try_get(col)?;
+    Scope::parse(&text).map_err(|e| anyhow::anyhow!("stored scope {text:?}: {e}"))
+}
+
+fn client_from(row: &SqliteRow) -> anyhow::Result<Client> {
+    let secret: Option<Vec<u8>> = row.try_get("secret_hash")?;
+    let uris: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("redirect_uris")?)?;
+    let grants: String = row.try_get("grant_types")?;
+    let format: String = row.try_get("token_format")?;
+    Ok(Client {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        secret_hash: secret
+            .map(|s| s.try_into().map_err(|_| anyhow::anyhow!("bad secret hash")))
+            .transpose()?,
+        redirect_uris: uris
+            .iter()
+            .map(|u| {
+                RedirectUri::parse(u).map_err(|e| anyhow::anyhow!("stored redirect URI {u}: {e}"))
+            })
+            .collect::<Result<_, _>>()?,
+        scope: scope_from(row, "scope")?,
+        grant_types: grants
+            .split(' ')
+            .filter(|g| !g.is_empty())
+            .map(|g| GrantType::parse(g).ok_or_else(|| anyhow::anyhow!("stored grant type {g}")))
+            .collect::<Result<_, _>>()?,
+        token_format: TokenFormat::parse(&format)
+            .ok_or_else(|| anyhow::anyhow!("stored token format {format}"))?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn user_from(row: &SqliteRow) -> anyhow::Result<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn code_from(row: &SqliteRow) -> anyhow::Result<AuthCode> {
+    Ok(AuthCode {
+        code_hash: hash_from(row, "code_hash")?,
+        grant_id: row.try_get("grant_id")?,
+        client_id: row.try_get("client_id")?,
+        user_id: row.try_get("user_id")?,
+        redirect_uri: row.try_get("redirect_uri")?,
+        redirect_uri_given: row.try_get("redirect_uri_given")?,
+        scope: scope_from(row, "scope")?,
+        code_challenge: row.try_get("code_challenge")?,
+        auth_time: row.try_get("auth_time")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+fn refresh_from(row: &SqliteRow) -> anyhow::Result<RefreshToken> {
+    Ok(RefreshToken {
+        token_hash: hash_from(row, "token_hash")?,
+        grant_id: row.try_get("grant_id")?,
+        client_id: row.try_get("client_id")?,
+        user_id: row.try_get("user_id")?,
+        scope: scope_from(row, "scope")?,
+        issued_at: row.try_get("issued_at")?,
+        expires_at: row.try_get("expires_at")?,
+        used_at: row.try_get("used_at")?,
+    })
+}
+
+fn access_from(row: &SqliteRow) -> anyhow::Result<OpaqueAccessToken> {
+    Ok(OpaqueAccessToken {
+        token_hash: hash_from(row, "token_hash")?,
+        jti: row.try_get("jti")?,
+        grant_id: row.try_get("grant_id")?,
+        client_id: row.try_get("client_id")?,
+        user_id: row.try_get("user_id")?,
+        scope: scope_from(row, "scope")?,
+        audience: row.try_get("audience")?,
+        issued_at: row.try_get("issued_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+#[async_trait]
+impl ScopeStore for SqliteStore {
+    async fn upsert_scope(&self, scope: &ScopeEntry) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO scopes (name, description) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET description = excluded.description",
+        )
+        .bind(&scope.name)
+        .bind(&scope.description)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_scopes(&self) -> StoreResult<Vec<ScopeEntry>> {
+        let rows = sqlx::query("SELECT name, description FROM scopes ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ScopeEntry {
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_scope(&self, name: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM scopes WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn create_client(&self, c: &Client) -> StoreResult<()> {
+        let uris: Vec<&str> = c.redirect_uris.iter().map(RedirectUri::as_str).collect();
+        let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO clients (id, name, secret_hash, redirect_uris, scope, grant_types, token_format, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(c.secret_hash.map(|h| h.to_vec()))
+        .bind(serde_json::to_string(&uris)?)
+        .bind(c.scope.to_string())
+        .bind(grants.join(" "))
+        .bind(c.token_format.as_str())
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_client(&self, id: &str) -> StoreResult<Option<Client>> {
+        let row = sqlx::query("SELECT * FROM clients WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(client_from).transpose()
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(client_from).collect()
+    }
+
+    async fn delete_client(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM clients WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_client_secret(&self, id: &str, secret_hash: &TokenHash) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE clients SET secret_hash = ? WHERE id = ? AND secret_hash IS NOT NULL",
+        )
+        .bind(secret_hash.to_vec())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, u: &User) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&u.id)
+        .bind(&u.username)
+        .bind(&u.password_hash)
+        .bind(u.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE username = ?")
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
+            .bind(password_hash)
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?)",
+        )
+        .bind(username)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_session(&self, token_hash: &TokenHash, s: &Session) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, auth_time, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash.to_vec())
+        .bind(&s.user_id)
+        .bind(s.auth_time)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_session(&self, token_hash: &TokenHash, now: i64) -> StoreResult<Option<Session>> {
+        let row = sqlx::query("SELECT user_id, auth_time, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?")
+            .bind(token_hash.to_vec())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Session {
+                user_id: r.try_get("user_id")?,
+                auth_time: r.try_get("auth_time")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &TokenHash) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash.to_vec())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ConsentStore for SqliteStore {
+    async fn get_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Scope>> {
+        let row = sqlx::query("SELECT scope FROM consents WHERE user_id = ? AND client_id = ?")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(|r| scope_from(r, "scope")).transpose()
+    }
+
+    async fn add_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &Scope,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let old = sqlx::query("SELECT scope FROM consents WHERE user_id = ? AND client_id = ?")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let merged = match old {
+            Some(row) => scope_from(&row, "scope")?.union(scope),
+            None => scope.clone(),
+        };
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(merged.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl GrantStore for SqliteStore {
+    async fn create_grant(&self, g: &Grant) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO grants (id, client_id, user_id, scope, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&g.id)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(g.scope.to_string())
+        .bind(g.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn grant_active(&self, id: &str) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM grants WHERE id = ? AND revoked_at IS NULL")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn revoke_grant(&self, id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CodeStore for SqliteStore {
+    async fn insert_code(&self, c: &AuthCode) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO auth_codes (code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given,
+                                     scope, code_challenge, auth_time, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.code_hash.to_vec())
+        .bind(&c.grant_id)
+        .bind(&c.client_id)
+        .bind(&c.user_id)
+        .bind(&c.redirect_uri)
+        .bind(c.redirect_uri_given)
+        .bind(c.scope.to_string())
+        .bind(&c.code_challenge)
+        .bind(c.auth_time)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn consume_code(
+        &self,
+        code_hash: &TokenHash,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<CodeConsumption> {
+        let row = sqlx::query(
+            "UPDATE auth_codes SET consumed_at = ?
+             WHERE code_hash = ? AND client_id = ? AND consumed_at IS NULL
+             RETURNING *",
+        )
+        .bind(now)
+        .bind(code_hash.to_vec())
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return Ok(CodeConsumption::Consumed(code_from(&row)?));
+        }
+        let used =
+            sqlx::query("SELECT grant_id FROM auth_codes WHERE code_hash = ? AND client_id = ?")
+                .bind(code_hash.to_vec())
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match used {
+            Some(row) => CodeConsumption::AlreadyUsed {
+                grant_id: row.try_get("grant_id")?,
+            },
+            None => CodeConsumption::Unknown,
+        })
+    }
+}
+
+#[async_trait]
+impl RefreshTokenStore for SqliteStore {
+    async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, used_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.token_hash.to_vec())
+        .bind(&t.grant_id)
+        .bind(&t.client_id)
+        .bind(&t.user_id)
+        .bind(t.scope.to_string())
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+        .bind(t.used_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &TokenHash,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Rotation> {
+        let row = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ?
+             WHERE token_hash = ? AND client_id = ? AND used_at IS NULL AND expires_at > ?
+               AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL)
+             RETURNING *",
+        )
+        .bind(now)
+        .bind(token_hash.to_vec())
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return Ok(Rotation::Rotated(refresh_from(&row)?));
+        }
+        let row = sqlx::query(
+            "SELECT * FROM refresh_tokens WHERE token_hash = ? AND client_id = ? AND used_at IS NOT NULL",
+        )
+        .bind(token_hash.to_vec())
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => Rotation::AlreadyUsed(refresh_from(&row)?),
+            None => Rotation::Invalid,
+        })
+    }
+
+    async fn find_active_refresh_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> StoreResult<Option<RefreshToken>> {
+        let row = sqlx::query(
+            "SELECT * FROM refresh_tokens
+             WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
+               AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL)",
+        )
+        .bind(token_hash.to_vec())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    async fn find_refresh_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<RefreshToken>> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
+            .bind(token_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+}
+
+#[async_trait]
+impl AccessTokenStore for SqliteStore {
+    async fn insert_access_token(&self, t: &OpaqueAccessToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.token_hash.to_vec())
+        .bind(&t.jti)
+        .bind(&t.grant_id)
+        .bind(&t.client_id)
+        .bind(&t.user_id)
+        .bind(t.scope.to_string())
+        .bind(&t.audience)
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_active_access_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> StoreResult<Option<OpaqueAccessToken>> {
+        let row = sqlx::query(
+            "SELECT * FROM access_tokens
+             WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?
+               AND (grant_id IS NULL OR grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL))",
+        )
+        .bind(token_hash.to_vec())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(access_from).transpose()
+    }
+
+    async fn find_access_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<OpaqueAccessToken>> {
+        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = ?")
+            .bind(token_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(access_from).transpose()
+    }
+
+    async fn revoke_access_token(&self, token_hash: &TokenHash, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE access_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_hash.to_vec())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_jti(&self, jti: &str, expires_at: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO revoked_jtis (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn jti_revoked(&self, jti: &str) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM revoked_jtis WHERE jti = ?")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+}

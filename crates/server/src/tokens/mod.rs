@@ -1,0 +1,158 @@
+//! Minting tokens: JWT access tokens (RFC 9068), opaque access tokens and refresh
+//! tokens (stored as SHA-256 hashes), and the token response (RFC 6749 §5.1).
+
+pub mod keys;
+pub mod lookup;
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tessera_protocol::{Scope, TokenResponse};
+
+use crate::crypto::{hash_secret, random_string, random_token};
+use crate::error::Result;
+use crate::state::AppState;
+use crate::store::{Client, OpaqueAccessToken, RefreshToken, TokenFormat};
+
+pub use keys::Keys;
+
+/// The claims of a JWT access token (RFC 9068 §2.2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    pub jti: String,
+    pub exp: i64,
+    pub iat: i64,
+    /// The token family this token belongs to; revoking the grant refuses the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
+    /// RFC 9068 §2.2.1: when the user authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+/// What an access token is issued for.
+pub struct AccessTokenFor<'a> {
+    pub client: &'a Client,
+    /// The user, or `None` when the client acts on its own behalf.
+    pub user_id: Option<&'a str>,
+    pub scope: &'a Scope,
+    pub grant_id: Option<&'a str>,
+    pub auth_time: Option<i64>,
+}
+
+pub struct IssuedAccessToken {
+    pub token: String,
+    pub expires_in: u64,
+}
+
+/// Mint an access token in the client's format. Opaque tokens are stored (as a hash)
+/// before this returns; JWTs are not stored.
+pub async fn issue_access_token(
+    state: &AppState,
+    spec: AccessTokenFor<'_>,
+) -> Result<IssuedAccessToken> {
+    let now = state.clock.now();
+    let ttl = state.config.tokens.access_token_ttl.as_secs();
+    let exp = now + ttl as i64;
+    let jti = random_string(16);
+    let token = match spec.client.token_format {
+        TokenFormat::Jwt => {
+            let claims = AccessClaims {
+                iss: state.config.issuer.clone(),
+                // RFC 9068 §2.2: for a client acting for itself, `sub` is the client id.
+                sub: spec.user_id.unwrap_or(&spec.client.id).to_owned(),
+                aud: state.config.audience().to_owned(),
+                client_id: spec.client.id.clone(),
+                scope: spec.scope.to_string(),
+                jti,
+                exp,
+                iat: now,
+                grant_id: spec.grant_id.map(str::to_owned),
+                auth_time: spec.auth_time,
+            };
+            state.keys.sign_jwt(&claims)?
+        }
+        TokenFormat::Opaque => {
+            let token = random_token();
+            state
+                .store
+                .insert_access_token(&OpaqueAccessToken {
+                    token_hash: hash_secret(&token),
+                    jti,
+                    grant_id: spec.grant_id.map(str::to_owned),
+                    client_id: spec.client.id.clone(),
+                    user_id: spec.user_id.map(str::to_owned),
+                    scope: spec.scope.clone(),
+                    audience: state.config.audience().to_owned(),
+                    issued_at: now,
+                    expires_at: exp,
+                })
+                .await?;
+            token
+        }
+    };
+    Ok(IssuedAccessToken {
+        token,
+        expires_in: ttl,
+    })
+}
+
+/// Mint a refresh token of `grant_id` and store its hash.
+pub async fn issue_refresh_token(
+    state: &AppState,
+    grant_id: &str,
+    client: &Client,
+    user_id: Option<&str>,
+    scope: &Scope,
+) -> Result<String> {
+    let now = state.clock.now();
+    let token = random_token();
+    state
+        .store
+        .insert_refresh_token(&RefreshToken {
+            token_hash: hash_secret(&token),
+            grant_id: grant_id.to_owned(),
+            client_id: client.id.clone(),
+            user_id: user_id.map(str::to_owned),
+            scope: scope.clone(),
+            issued_at: now,
+            expires_at: now + state.config.tokens.refresh_token_ttl.as_secs() as i64,
+            used_at: None,
+        })
+        .await?;
+    Ok(token)
+}
+
+/// A successful token response with `Cache-Control: no-store` (RFC 6749 §5.1).
+///
+/// `scope` is always included, so a client never has to guess what it was granted
+/// (RFC 6749 §5.1 requires it only when it differs from the request).
+pub fn token_response(
+    access: IssuedAccessToken,
+    refresh: Option<String>,
+    scope: &Scope,
+) -> Response {
+    let body = TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer".into(),
+        expires_in: access.expires_in,
+        refresh_token: refresh,
+        scope: (!scope.is_empty()).then(|| scope.to_string()),
+    };
+    no_store(Json(body).into_response())
+}
+
+/// Mark a response as never to be cached (RFC 6749 §5.1, RFC 7662 §4).
+pub fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
