@@ -18,9 +18,20 @@ pub async fn handle(
     requested: Option<&Scope>,
 ) -> Result<Response> {
     let now = state.clock.now();
+    let hash = hash_secret(token);
+    // RFC 6749 §6: a refused request must not use the token up, so a requested scope
+    // is checked against the token's before the token is rotated. (A token's scope
+    // never changes, so reading it first is race-free.)
+    if let Some(requested) = requested {
+        if let Some(current) = state.store.find_refresh_token(&hash).await? {
+            if current.client_id == client.id && !requested.is_subset_of(&current.scope) {
+                return Err(wider_scope());
+            }
+        }
+    }
     let record = match state
         .store
-        .rotate_refresh_token(&hash_secret(token), &client.id, now)
+        .rotate_refresh_token(&hash, &client.id, now)
         .await?
     {
         Rotation::Rotated(record) => record,
@@ -49,11 +60,7 @@ pub async fn handle(
     // RFC 6749 §6: a narrower scope may be requested, never a wider one. The new
     // refresh token keeps the grant's full scope.
     let scope = match requested {
-        Some(requested) if !requested.is_subset_of(&record.scope) => {
-            return Err(OAuthError::InvalidScope(
-                "the requested scope exceeds the scope originally granted".into(),
-            ))
-        }
+        Some(requested) if !requested.is_subset_of(&record.scope) => return Err(wider_scope()),
         Some(requested) => requested.clone(),
         None => record.scope.clone(),
     };
@@ -77,4 +84,8 @@ pub async fn handle(
     )
     .await?;
     Ok(token_response(access, Some(refresh), &scope))
+}
+
+fn wider_scope() -> OAuthError {
+    OAuthError::InvalidScope("the requested scope exceeds the scope originally granted".into())
 }

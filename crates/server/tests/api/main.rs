@@ -1,1 +1,15 @@
+//! Tessera's integration tests: one binary, one file per flow. Every test starts the
+//! real server on port 0 with a fresh SQLite database and a pinned clock.
 
+mod helpers;
+
+mod authorize;
+mod client_auth;
+mod client_credentials;
+mod code_grant;
+mod interop;
+mod introspection;
+mod login_consent;
+mod metadata;
+mod refresh;
+mod revocation;

@@ -1,0 +1,428 @@
+//! Start a server per test and drive it like a client and a browser would.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use reqwest::redirect::Policy;
+use serde_json::Value;
+use tessera_protocol::GrantType;
+use tessera_server::admin::{self, NewClient};
+use tessera_server::clock::{Clock, FixedClock};
+use tessera_server::config::Config;
+use tessera_server::store::TokenFormat;
+use tessera_server::AppState;
+use tokio::sync::oneshot;
+
+pub const REDIRECT: &str = "http://127.0.0.1:9000/cb";
+pub const ALICE: (&str, &str) = ("alice", "alice-password-1");
+
+/// A running server with its own data dir and clock.
+pub struct TestApp {
+    /// Base URL, also the issuer.
+    pub url: String,
+    pub clock: FixedClock,
+    pub state: AppState,
+    /// A plain HTTP client that does not follow redirects.
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// A registered client as the tests know it.
+#[derive(Clone, Debug)]
+pub struct TestClient {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Start a server after `configure` has adjusted the config (issuer and data dir are set).
+pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut config = Config {
+        issuer: url.clone(),
+        data_dir: dir.path().to_owned(),
+        ..Config::default()
+    };
+    configure(&mut config);
+    let clock = FixedClock::new(1_790_000_000);
+    let state = AppState::open(config)
+        .await
+        .expect("open state")
+        .with_clock(Arc::new(clock.clone()));
+    let (tx, rx) = oneshot::channel::<()>();
+    let server_state = state.clone();
+    tokio::spawn(async move {
+        tessera_server::run(listener, server_state, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server");
+    });
+    TestApp {
+        url,
+        clock,
+        state,
+        http: reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("client"),
+        _dir: dir,
+        _shutdown: tx,
+    }
+}
+
+/// A fresh PKCE pair (RFC 7636 §4.1–§4.2).
+pub fn pkce() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("rng");
+    let verifier = URL_SAFE_NO_PAD.encode(bytes);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    (verifier, URL_SAFE_NO_PAD.encode(digest.as_ref()))
+}
+
+/// The query parameters of a redirect's `Location`.
+pub fn location_params(response: &reqwest::Response) -> HashMap<String, String> {
+    let location = response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location header; status {}", response.status()))
+        .to_str()
+        .expect("location");
+    url::Url::parse(location)
+        .expect("absolute location")
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// The value of a hidden form field in a page.
+pub fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in page:\n{html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').expect("closing quote");
+    html_unescape(&html[start..end])
+}
+
+fn html_unescape(s: &str) -> String {
+    // Named and numeric (decimal or hex) character references.
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let Some(end) = tail.find(';') else {
+            out.push_str(tail);
+            return out;
+        };
+        let entity = &tail[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .map(|h| u32::from_str_radix(h, 16))
+                .or_else(|| entity.strip_prefix('#').map(|d| d.parse::<u32>()))
+                .and_then(Result::ok)
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The JSON payload of a JWT, unverified.
+pub fn jwt_payload(token: &str) -> Value {
+    let part = token.split('.').nth(1).expect("JWT payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64")).expect("json")
+}
+
+/// The JSON header of a JWT.
+pub fn jwt_header(token: &str) -> Value {
+    let part = token.split('.').next().expect("JWT header");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64")).expect("json")
+}
+
+impl TestApp {
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub async fn scope(&self, name: &str, description: &str) {
+        admin::create_scope(self.state.store.as_ref(), name, description)
+            .await
+            .expect("scope");
+    }
+
+    /// Register a client with the given settings.
+    pub async fn client_with(
+        &self,
+        name: &str,
+        scope: &str,
+        public: bool,
+        grants: &[GrantType],
+        format: TokenFormat,
+    ) -> TestClient {
+        let created = admin::create_client(
+            self.state.store.as_ref(),
+            NewClient {
+                name: name.into(),
+                redirect_uris: vec![REDIRECT.into()],
+                scope: scope.into(),
+                public,
+                grant_types: grants.to_vec(),
+                token_format: format,
+            },
+            self.now(),
+        )
+        .await
+        .expect("client");
+        TestClient {
+            id: created.client.id,
+            secret: created.secret,
+        }
+    }
+
+    pub async fn user(&self, username: &str, password: &str) {
+        admin::create_user(self.state.store.as_ref(), username, password, self.now())
+            .await
+            .expect("user");
+    }
+
+    /// The usual fixture: the bank's scopes, user alice, and a confidential client
+    /// "Reports" with every grant type and JWT access tokens.
+    pub async fn standard(&self) -> TestClient {
+        self.scope("accounts:read", "See your accounts").await;
+        self.scope("transactions:read", "Read your transactions")
+            .await;
+        self.scope("transactions:write", "Create transactions")
+            .await;
+        self.user(ALICE.0, ALICE.1).await;
+        self.client_with(
+            "Reports",
+            "accounts:read transactions:read transactions:write",
+            false,
+            &GrantType::ALL,
+            TokenFormat::Jwt,
+        )
+        .await
+    }
+
+    /// A browser: keeps cookies, does not follow redirects.
+    pub fn browser(&self) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .cookie_store(true)
+                .build()
+                .expect("browser"),
+            base: self.url.clone(),
+        }
+    }
+
+    /// `POST /token` with Basic authentication (when the client has a secret).
+    pub async fn token(&self, client: &TestClient, params: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self.http.post(format!("{}/token", self.url)).form(params);
+        if let Some(secret) = &client.secret {
+            req = req.basic_auth(&client.id, Some(secret));
+        } else {
+            let mut p = params.to_vec();
+            p.push(("client_id", &client.id));
+            req = self.http.post(format!("{}/token", self.url)).form(&p);
+        }
+        req.send().await.expect("token request")
+    }
+
+    /// `POST` a form to an endpoint with Basic authentication.
+    pub async fn post_auth(
+        &self,
+        path: &str,
+        client: &TestClient,
+        params: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .basic_auth(&client.id, client.secret.as_deref())
+            .form(params)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Introspect a token as `client`; returns the JSON answer.
+    pub async fn introspect(&self, client: &TestClient, token: &str) -> Value {
+        let r = self
+            .post_auth("/introspect", client, &[("token", token)])
+            .await;
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("json")
+    }
+
+    /// Run the authorization request through login and consent; returns the code and verifier.
+    pub async fn authorize_code(
+        &self,
+        browser: &Browser,
+        client: &TestClient,
+        scope: &str,
+    ) -> (String, String) {
+        let (verifier, challenge) = pkce();
+        let r = browser
+            .authorize(client, scope, &challenge, &[("state", "xyz")])
+            .await;
+        let r = browser.complete(r, ALICE).await;
+        // 303 after the forms; 302 straight from /authorize when consent is remembered.
+        assert!(
+            matches!(r.status().as_u16(), 302 | 303),
+            "expected the redirect with the code, got {}",
+            r.status()
+        );
+        let params = location_params(&r);
+        assert_eq!(params.get("state").map(String::as_str), Some("xyz"));
+        (params["code"].clone(), verifier)
+    }
+
+    /// Authorization code flow through token redemption; returns the token response.
+    pub async fn tokens_for(&self, client: &TestClient, scope: &str) -> Value {
+        let browser = self.browser();
+        let (code, verifier) = self.authorize_code(&browser, client, scope).await;
+        let r = self
+            .token(
+                client,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("json")
+    }
+}
+
+/// A cookie-keeping HTTP client standing in for the person's browser.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Browser {
+    /// `GET /authorize` for `client` with PKCE and extra parameters.
+    pub async fn authorize(
+        &self,
+        client: &TestClient,
+        scope: &str,
+        challenge: &str,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut params = vec![
+            ("response_type", "code"),
+            ("client_id", client.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("scope", scope),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        params.extend_from_slice(extra);
+        self.get("/authorize", &params).await
+    }
+
+    pub async fn get(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .query(params)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .form(params)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Submit the login form found in `page`.
+    pub async fn login(&self, page: &str, (username, password): (&str, &str)) -> reqwest::Response {
+        let csrf = hidden_field(page, "csrf");
+        let request = hidden_field(page, "request");
+        self.post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("request", &request),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// Submit the consent form found in `page` with `decision` (approve or deny).
+    pub async fn consent(&self, page: &str, decision: &str) -> reqwest::Response {
+        let csrf = hidden_field(page, "csrf");
+        let request = hidden_field(page, "request");
+        self.post(
+            "/consent",
+            &[
+                ("csrf", &csrf),
+                ("request", &request),
+                ("decision", decision),
+            ],
+        )
+        .await
+    }
+
+    /// From an authorize response, sign in (if asked) and approve (if asked).
+    pub async fn complete(
+        &self,
+        mut response: reqwest::Response,
+        credentials: (&str, &str),
+    ) -> reqwest::Response {
+        for _ in 0..2 {
+            if response.status() != 200 && response.status() != 401 {
+                return response;
+            }
+            let page = response.text().await.expect("page");
+            response = if page.contains("action=\"") && page.contains("/login\"") {
+                self.login(&page, credentials).await
+            } else if page.contains("/consent\"") {
+                self.consent(&page, "approve").await
+            } else {
+                panic!("unexpected page:\n{page}");
+            };
+        }
+        response
+    }
+}
