@@ -89,7 +89,7 @@ pub fn verify_password(password: &str, phc: Option<&str>) -> bool {
 }
 
 fn phc_is_real(phc: &str) -> bool {
-    DUMMY_HASH.get().map_or(true, |d| d != phc)
+    DUMMY_HASH.get().is_none_or(|d| d != phc)
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub enum AuthorizeError {
     Page { status: StatusCode, message: String },
     /// Sent to the client's redirect URI (RFC 6749 §4.1.2.1).
     Redirect {
-        to: RedirectUri,
+        to: Box<RedirectUri>,
         state: Option<String>,
         error: OAuthError,
     },
@@ -83,7 +83,7 @@ pub async fn validate(state: &AppState, raw: &str) -> Result<AuthorizeRequest, A
     let (redirect_uri, redirect_uri_given) = check_redirect_uri(&form, &client)?;
     let state_param = form.get("state").map(str::to_owned);
     let redirect = |error: OAuthError| AuthorizeError::Redirect {
-        to: redirect_uri.clone(),
+        to: Box::new(redirect_uri.clone()),
         state: state_param.clone(),
         error,
     };
@@ -104,7 +104,7 @@ pub async fn validate(state: &AppState, raw: &str) -> Result<AuthorizeRequest, A
     })
 }
 
-/// 1. The client must exist.
+/// Check 1: The client must exist.
 async fn check_client(state: &AppState, form: &Form) -> Result<Client, AuthorizeError> {
     let Some(id) = form.get("client_id") else {
         return Err(page("The request has no client_id."));
@@ -116,7 +116,7 @@ async fn check_client(state: &AppState, form: &Form) -> Result<Client, Authorize
         .ok_or_else(|| page("The application that sent you here is not registered."))
 }
 
-/// 2. The redirect URI must match a registered one exactly (loopback ports may vary,
+/// Check 2: The redirect URI must match a registered one exactly (loopback ports may vary,
 /// RFC 8252 §7.3). Without `redirect_uri`, the client's only registered URI is used
 /// (OAuth 2.1 §4.1.1).
 fn check_redirect_uri(form: &Form, client: &Client) -> Result<(RedirectUri, bool), AuthorizeError> {
@@ -146,7 +146,7 @@ fn check_redirect_uri(form: &Form, client: &Client) -> Result<(RedirectUri, bool
     }
 }
 
-/// 3. Only the authorization code flow exists (OAuth 2.1 §4.1; implicit is gone).
+/// Check 3: Only the authorization code flow exists (OAuth 2.1 §4.1; implicit is gone).
 fn check_response_type(form: &Form, client: &Client) -> Result<(), OAuthError> {
     match form.get("response_type") {
         None => Err(OAuthError::InvalidRequest(
@@ -162,7 +162,7 @@ fn check_response_type(form: &Form, client: &Client) -> Result<(), OAuthError> {
     }
 }
 
-/// 4. Responses go in the redirect URI's query (RFC 6749 §4.1.2).
+/// Check 4: Responses go in the redirect URI's query (RFC 6749 §4.1.2).
 fn check_response_mode(form: &Form) -> Result<(), OAuthError> {
     match form.get("response_mode") {
         None | Some("query") => Ok(()),
@@ -172,7 +172,7 @@ fn check_response_mode(form: &Form) -> Result<(), OAuthError> {
     }
 }
 
-/// 6. RFC 6749 §3.3: the requested scopes must all be allowed for the client; without
+/// Check 6: RFC 6749 §3.3: the requested scopes must all be allowed for the client; without
 /// `scope`, the client's allowed scopes are requested.
 fn check_scope(form: &Form, client: &Client) -> Result<Scope, OAuthError> {
     let Some(raw) = form.get("scope") else {

@@ -1,4 +1,4 @@
-//! 5. PKCE is required for every client, with the S256 method only
+//! Check 5: PKCE is required for every client, with the S256 method only
 //! (OAuth 2.1 §4.1.1, RFC 9700 §2.1.1, RFC 7636 §4.3).
 
 use tessera_protocol::{CodeChallenge, Form};

@@ -1,4 +1,4 @@
-//! 7. The `prompt` parameter (OpenID Connect Core §3.1.2.1), honoured for OAuth too:
+//! Check 7: the `prompt` parameter (OpenID Connect Core §3.1.2.1), honoured for OAuth too:
 //! `none` never shows a page, `login` asks for the password again, `consent` asks for
 //! consent again.
 
