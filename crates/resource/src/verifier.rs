@@ -1,0 +1,350 @@
+//! The verifier: configuration, issuer discovery, and the dispatch between local JWT
+//! verification and introspection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+
+use crate::introspection::{Credentials, PositiveCache};
+use crate::jwks::{parse_jwks, Algorithm, KeyCache};
+use crate::jwt::{self, Expect};
+use crate::{BearerError, Claims};
+
+/// How a verified JWT is checked for revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationCheck {
+    /// Trust a valid JWT until it expires (no network call per request).
+    UntilExpiry,
+    /// Also introspect every JWT (subject to the positive cache), so that a revoked
+    /// token is refused at once. Needs introspection credentials.
+    Introspect,
+}
+
+/// Builds a [`Verifier`].
+pub struct VerifierBuilder {
+    issuer: String,
+    audience: Option<String>,
+    leeway: Duration,
+    algorithms: Vec<Algorithm>,
+    credentials: Option<Credentials>,
+    cache_ttl: Option<Duration>,
+    revocation: RevocationCheck,
+    refetch_floor: Duration,
+    realm: String,
+    http: Option<reqwest::Client>,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl VerifierBuilder {
+    /// The `aud` this resource server requires (RFC 9068 §4). Without it, `aud` is not checked.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Clock skew tolerated on `exp` and `nbf`. Default 30 seconds.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Accepted signature algorithms. Default: ES256, EdDSA, RS256.
+    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// Client credentials for introspection (RFC 7662 §2.1); needed for opaque tokens.
+    pub fn introspection(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.credentials = Some(Credentials {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+        });
+        self
+    }
+
+    /// Keep positive introspection answers this long (never past the token's expiry).
+    /// Default: no cache.
+    pub fn introspection_cache(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = Some(ttl);
+        self
+    }
+
+    /// How JWTs are checked for revocation. Default [`RevocationCheck::UntilExpiry`].
+    pub fn revocation_check(mut self, check: RevocationCheck) -> Self {
+        self.revocation = check;
+        self
+    }
+
+    /// The least time between two fetches of the JWKS. Default 30 seconds.
+    pub fn jwks_refetch_interval(mut self, floor: Duration) -> Self {
+        self.refetch_floor = floor;
+        self
+    }
+
+    /// The `realm` of `WWW-Authenticate` challenges. Default: the issuer.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// The HTTP client used to reach the issuer.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// The clock, in Unix seconds (tests pin it).
+    pub fn clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Build the verifier. Nothing is fetched until a token needs it.
+    pub fn build(self) -> Verifier {
+        let http = self.http.unwrap_or_else(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default()
+        });
+        Verifier {
+            inner: Arc::new(Inner {
+                issuer: self.issuer.trim_end_matches('/').to_owned(),
+                audience: self.audience,
+                leeway: self.leeway.as_secs() as i64,
+                algorithms: self.algorithms,
+                credentials: self.credentials,
+                cache: self.cache_ttl.map(PositiveCache::new),
+                revocation: self.revocation,
+                realm: self.realm.into(),
+                http,
+                clock: self.clock,
+                metadata: OnceCell::new(),
+                keys: KeyCache::new(self.refetch_floor),
+            }),
+        }
+    }
+}
+
+/// Verifies access tokens issued by one Tessera issuer. Cheap to clone.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuer: String,
+    audience: Option<String>,
+    leeway: i64,
+    algorithms: Vec<Algorithm>,
+    credentials: Option<Credentials>,
+    cache: Option<PositiveCache>,
+    revocation: RevocationCheck,
+    realm: Arc<str>,
+    http: reqwest::Client,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    metadata: OnceCell<Metadata>,
+    keys: KeyCache,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Metadata {
+    issuer: String,
+    jwks_uri: String,
+    introspection_endpoint: Option<String>,
+}
+
+fn system_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Verifier {
+    /// Start configuring a verifier for tokens of `issuer` (e.g. `https://auth.bank.example`).
+    pub fn builder(issuer: impl Into<String>) -> VerifierBuilder {
+        let issuer = issuer.into();
+        VerifierBuilder {
+            realm: issuer.clone(),
+            issuer,
+            audience: None,
+            leeway: Duration::from_secs(30),
+            algorithms: vec![Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256],
+            credentials: None,
+            cache_ttl: None,
+            revocation: RevocationCheck::UntilExpiry,
+            refetch_floor: Duration::from_secs(30),
+            http: None,
+            clock: Arc::new(system_now),
+        }
+    }
+
+    /// The realm used in challenges.
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    /// Verify a bearer token and return its claims.
+    pub async fn verify(&self, token: &str) -> Result<Claims, BearerError> {
+        let claims = if jwt::looks_like_jwt(token) {
+            let claims = self.verify_jwt(token).await?;
+            if self.inner.revocation == RevocationCheck::Introspect {
+                self.introspect(token).await?;
+            }
+            claims
+        } else {
+            self.introspect(token).await?
+        };
+        Ok(claims)
+    }
+
+    fn unavailable(&self, what: impl std::fmt::Display) -> BearerError {
+        tracing::warn!(issuer = %self.inner.issuer, error = %what, "cannot reach the authorization server");
+        BearerError::Unavailable {
+            realm: self.inner.realm.to_string(),
+            description: "the authorization server cannot be reached".into(),
+        }
+    }
+
+    async fn metadata(&self) -> Result<&Metadata, BearerError> {
+        self.inner
+            .metadata
+            .get_or_try_init(|| async {
+                let url = format!(
+                    "{}/.well-known/oauth-authorization-server",
+                    self.inner.issuer
+                );
+                let metadata: Metadata = self.get_json(&url).await?;
+                // RFC 8414 §3.3: the metadata must name the issuer it was fetched for.
+                if metadata.issuer != self.inner.issuer {
+                    return Err(
+                        self.unavailable(format!("metadata names issuer {}", metadata.issuer))
+                    );
+                }
+                Ok(metadata)
+            })
+            .await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, BearerError> {
+        let response = self
+            .inner
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        if !response.status().is_success() {
+            return Err(self.unavailable(format!("{url} answered {}", response.status())));
+        }
+        response.json().await.map_err(|e| self.unavailable(e))
+    }
+
+    async fn verify_jwt(&self, token: &str) -> Result<Claims, BearerError> {
+        let inner = &self.inner;
+        let parsed = jwt::parse(token, &inner.algorithms, &inner.realm)?;
+        let metadata = self.metadata().await?;
+        let key = inner
+            .keys
+            .get(&parsed.kid, || async {
+                let response = inner
+                    .http
+                    .get(&metadata.jwks_uri)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let body = response.bytes().await.map_err(|e| e.to_string())?;
+                parse_jwks(&body)
+            })
+            .await
+            .map_err(|e| self.unavailable(e))?
+            .ok_or_else(|| {
+                BearerError::invalid_token(&inner.realm, "the token is signed by an unknown key")
+            })?;
+        let expect = Expect {
+            issuer: &inner.issuer,
+            audience: inner.audience.as_deref(),
+            now: (inner.clock)(),
+            leeway: inner.leeway,
+        };
+        jwt::verify(parsed, &key, &expect, &inner.realm)
+    }
+
+    async fn introspect(&self, token: &str) -> Result<Claims, BearerError> {
+        let inner = &self.inner;
+        let now = (inner.clock)();
+        if let Some(claims) = inner.cache.as_ref().and_then(|c| c.get(token, now)) {
+            return Ok(claims);
+        }
+        let Some(credentials) = &inner.credentials else {
+            return Err(BearerError::invalid_token(
+                &inner.realm,
+                "the token is not a JWT this server can verify",
+            ));
+        };
+        let metadata = self.metadata().await?;
+        let Some(endpoint) = &metadata.introspection_endpoint else {
+            return Err(self.unavailable("the issuer has no introspection endpoint"));
+        };
+        let response = inner
+            .http
+            .post(endpoint)
+            .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        if !response.status().is_success() {
+            return Err(self.unavailable(format!("introspection answered {}", response.status())));
+        }
+        let mut answer: Map<String, Value> =
+            response.json().await.map_err(|e| self.unavailable(e))?;
+        if answer.remove("active") != Some(Value::Bool(true)) {
+            return Err(BearerError::invalid_token(
+                &inner.realm,
+                "the token is not active",
+            ));
+        }
+        // A refresh token is not an access token.
+        if answer
+            .get("token_type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+        {
+            return Err(BearerError::invalid_token(
+                &inner.realm,
+                "the token is not an access token",
+            ));
+        }
+        let claims = Claims::from_json(answer, inner.realm.clone())
+            .map_err(|e| BearerError::invalid_token(&inner.realm, e))?;
+        if let Some(aud) = &inner.audience {
+            if !claims.aud.is_empty() && !claims.aud.iter().any(|a| a == aud) {
+                return Err(BearerError::invalid_token(
+                    &inner.realm,
+                    "the token is not meant for this resource server",
+                ));
+            }
+        }
+        if claims.exp + inner.leeway <= now {
+            return Err(BearerError::invalid_token(
+                &inner.realm,
+                "the token has expired",
+            ));
+        }
+        if let Some(cache) = &inner.cache {
+            cache.put(token, &claims, now);
+        }
+        Ok(claims)
+    }
+}
