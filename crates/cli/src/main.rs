@@ -1,6 +1,7 @@
 //! The `tessera` command: serve the authorization server and administer it.
 
 mod admin;
+
 mod serve;
 
 use std::path::PathBuf;

@@ -225,6 +225,8 @@ pub trait GrantStore: Send + Sync {
     async fn create_grant(&self, grant: &Grant) -> StoreResult<()>;
     /// Whether the grant exists and is not revoked.
     async fn grant_active(&self, id: &str) -> StoreResult<bool>;
+    /// The user's grants that are not revoked, newest first.
+    async fn list_user_grants(&self, user_id: &str) -> StoreResult<Vec<Grant>>;
     /// Revoke the grant: from then on every refresh token, opaque access token and
     /// JWT access token that carries its id is refused. Idempotent.
     async fn revoke_grant(&self, id: &str, now: i64) -> StoreResult<()>;

@@ -410,6 +410,26 @@ impl GrantStore for SqliteStore {
         Ok(row.is_some())
     }
 
+    async fn list_user_grants(&self, user_id: &str) -> StoreResult<Vec<Grant>> {
+        let rows = sqlx::query(
+            "SELECT * FROM grants WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Grant {
+                    id: r.try_get("id")?,
+                    client_id: r.try_get("client_id")?,
+                    user_id: r.try_get("user_id")?,
+                    scope: scope_from(r, "scope")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn revoke_grant(&self, id: &str, now: i64) -> StoreResult<()> {
         sqlx::query("UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(now)

@@ -56,7 +56,9 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     configure(&mut config);
-    let clock = FixedClock::new(1_790_000_000);
+    // Pinned at the real time of the test's start, so that parts with their own
+    // clocks (the demo bank and reports app) agree with it until a test moves it.
+    let clock = FixedClock::new(tessera_server::clock::SystemClock.now());
     let state = AppState::open(config)
         .await
         .expect("open state")
