@@ -1,6 +1,7 @@
 //! The `tessera` command: serve the authorization server and administer it.
 
 mod admin;
+mod demo;
 
 mod serve;
 
@@ -54,6 +55,8 @@ enum Command {
     /// Manage the scope catalog shown on consent pages
     #[command(subcommand)]
     Scope(admin::ScopeCommand),
+    /// Run the bank walkthrough: authorization server, demo bank and demo reports app
+    Demo(demo::DemoArgs),
 }
 
 impl GlobalArgs {
@@ -84,6 +87,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::User(cmd) => admin::user(cli.global.load(Overrides::default())?, cmd).await,
             Command::Scope(cmd) => admin::scope(cli.global.load(Overrides::default())?, cmd).await,
+            Command::Demo(args) => demo::run(cli.global.data_dir.clone(), args).await,
         }
     });
     match result {

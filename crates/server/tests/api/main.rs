@@ -13,3 +13,4 @@ mod login_consent;
 mod metadata;
 mod refresh;
 mod revocation;
+mod walkthrough;
