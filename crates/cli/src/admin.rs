@@ -10,8 +10,10 @@ use tessera_protocol::GrantType;
 use tessera_server::admin::{self, NewClient};
 use tessera_server::clock::{Clock, SystemClock};
 use tessera_server::config::Config;
+use tessera_server::revocation;
 use tessera_server::state::open_store;
-use tessera_server::store::{Client, Store, TokenFormat};
+use tessera_server::store::{Actor, AuditFilter, Client, Store, TokenFormat};
+use tessera_server::AppState;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum GrantArg {
@@ -52,6 +54,10 @@ pub enum ClientCommand {
         /// Scopes the client may be granted, space separated (each must exist in the catalog)
         #[arg(long, default_value = "")]
         scope: String,
+        /// Scopes the client cannot work without, space separated (a subset of --scope):
+        /// if the person unticks one on the consent page, the request is denied
+        #[arg(long, default_value = "")]
+        required_scope: String,
         /// A public client (no secret; e.g. a native or browser app)
         #[arg(long)]
         public: bool,
@@ -138,6 +144,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "public": c.is_public(),
         "redirect_uris": c.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
         "scope": c.scope.to_string(),
+        "required_scope": c.required_scope.to_string(),
         "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "token_format": c.token_format.as_str(),
         "created_at": c.created_at,
@@ -175,6 +182,7 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
             name,
             redirect_uris,
             scope,
+            required_scope,
             public,
             grant_types,
             token_format,
@@ -186,6 +194,7 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
                     name,
                     redirect_uris,
                     scope,
+                    required_scope,
                     public,
                     grant_types: grant_types.into_iter().map(Into::into).collect(),
                     token_format: match token_format {
@@ -265,6 +274,9 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
             }
         }
         ClientCommand::Delete { client_id } => {
+            let state = AppState::open(config).await?;
+            let grants = store.list_client_grants(&client_id).await?;
+            revocation::revoke_all(&state, grants, "client deleted by an administrator").await?;
             if !store.delete_client(&client_id).await? {
                 bail!("no client {client_id}");
             }
@@ -323,6 +335,11 @@ pub async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::Delete { username } => {
+            if let Some(user) = store.get_user_by_username(&username).await? {
+                let state = AppState::open(config).await?;
+                let grants = store.list_user_grants(&user.id).await?;
+                revocation::revoke_all(&state, grants, "user deleted by an administrator").await?;
+            }
             if !store.delete_user(&username).await? {
                 bail!("no user {username}");
             }
@@ -369,6 +386,144 @@ pub async fn scope(config: Config, cmd: ScopeCommand) -> anyhow::Result<()> {
                 bail!("no scope {name}");
             }
             println!("deleted scope {name}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum GrantCommand {
+    /// List a user's grants (the apps they connected) that are not revoked
+    List {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a grant: its refresh and access tokens stop working at once
+    Revoke { grant_id: String },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, newest first
+    List {
+        /// Only this user's events
+        #[arg(long)]
+        username: Option<String>,
+        /// Only this client's events
+        #[arg(long)]
+        client_id: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn grant(config: Config, cmd: GrantCommand) -> anyhow::Result<()> {
+    let state = AppState::open(config).await?;
+    let store = state.store.clone();
+    match cmd {
+        GrantCommand::List { username, json } => {
+            let user = store
+                .get_user_by_username(&username)
+                .await?
+                .with_context(|| format!("no user {username}"))?;
+            let now = SystemClock.now();
+            let grants = store.list_user_grants(&user.id).await?;
+            if json {
+                let list: Vec<_> = grants
+                    .iter()
+                    .map(|g| {
+                        json!({
+                            "grant_id": g.id, "client_id": g.client_id, "scope": g.scope.to_string(),
+                            "created_at": g.created_at, "expires_at": g.expires_at,
+                            "last_used_at": g.last_used_at, "expired": g.is_expired(now),
+                        })
+                    })
+                    .collect();
+                print_json(&json!(list))?;
+            } else {
+                for g in grants {
+                    let status = if g.is_expired(now) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    println!("{}  client {}  {}  ({status})", g.id, g.client_id, g.scope);
+                }
+            }
+        }
+        GrantCommand::Revoke { grant_id } => {
+            if store.get_grant(&grant_id).await?.is_none() {
+                bail!("no grant {grant_id}");
+            }
+            let revoked = revocation::revoke_grant(
+                &state,
+                &grant_id,
+                Actor::Admin,
+                "revoked by an administrator",
+            )
+            .await?;
+            if revoked {
+                println!("revoked grant {grant_id}");
+            } else {
+                println!("grant {grant_id} was already revoked");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn audit(config: Config, cmd: AuditCommand) -> anyhow::Result<()> {
+    let store = store(&config).await?;
+    let AuditCommand::List {
+        username,
+        client_id,
+        limit,
+        json,
+    } = cmd;
+    let user_id = match username {
+        Some(name) => Some(
+            store
+                .get_user_by_username(&name)
+                .await?
+                .with_context(|| format!("no user {name}"))?
+                .id,
+        ),
+        None => None,
+    };
+    let events = store
+        .list_audit(&AuditFilter {
+            user_id,
+            client_id,
+            limit,
+        })
+        .await?;
+    if json {
+        let list: Vec<_> = events
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.id, "at": e.at, "kind": e.kind, "actor": e.actor.as_str(),
+                    "user_id": e.user_id, "username": e.username, "client_id": e.client_id,
+                    "grant_id": e.grant_id, "detail": e.detail,
+                })
+            })
+            .collect();
+        print_json(&json!(list))?;
+    } else {
+        for e in events {
+            println!(
+                "{}  {:<12} by {:<6} user {:<12} client {:<24} {}",
+                e.at,
+                e.kind,
+                e.actor.as_str(),
+                e.username.as_deref().unwrap_or("-"),
+                e.client_id.as_deref().unwrap_or("-"),
+                e.detail
+            );
         }
     }
     Ok(())

@@ -130,6 +130,8 @@ pub async fn run(data_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()
             name: REPORTS_NAME.into(),
             redirect_uris: vec![format!("{reports_url}/callback")],
             scope: SCOPES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" "),
+            // The reports app cannot work without reading transactions.
+            required_scope: "transactions:read".into(),
             public: false,
             grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             token_format: TokenFormat::Jwt,
@@ -142,6 +144,7 @@ pub async fn run(data_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()
             name: BANK_NAME.into(),
             redirect_uris: Vec::new(),
             scope: String::new(),
+            required_scope: String::new(),
             public: false,
             grant_types: vec![GrantType::ClientCredentials],
             token_format: TokenFormat::Jwt,

@@ -55,6 +55,12 @@ enum Command {
     /// Manage the scope catalog shown on consent pages
     #[command(subcommand)]
     Scope(admin::ScopeCommand),
+    /// List and revoke grants (the access people gave apps)
+    #[command(subcommand)]
+    Grant(admin::GrantCommand),
+    /// The audit trail: grants, refreshes, revocations, failed logins
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
     /// Run the bank walkthrough: authorization server, demo bank and demo reports app
     Demo(demo::DemoArgs),
 }
@@ -87,6 +93,8 @@ fn main() -> std::process::ExitCode {
             }
             Command::User(cmd) => admin::user(cli.global.load(Overrides::default())?, cmd).await,
             Command::Scope(cmd) => admin::scope(cli.global.load(Overrides::default())?, cmd).await,
+            Command::Grant(cmd) => admin::grant(cli.global.load(Overrides::default())?, cmd).await,
+            Command::Audit(cmd) => admin::audit(cli.global.load(Overrides::default())?, cmd).await,
             Command::Demo(args) => demo::run(cli.global.data_dir.clone(), args).await,
         }
     });

@@ -23,6 +23,9 @@ pub struct AuthorizationServerMetadata {
     /// RFC 9068 has no metadata name for this; it mirrors OpenID's naming.
     pub access_token_signing_alg_values_supported: Vec<String>,
     pub prompt_values_supported: Vec<String>,
+    /// Tessera's revocation feed: Server-Sent Events of revoked grants and tokens for
+    /// resource servers (authenticated with client credentials).
+    pub tessera_revocation_feed_endpoint: String,
 }
 
 /// One public JSON Web Key.

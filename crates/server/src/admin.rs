@@ -13,6 +13,8 @@ pub struct NewClient {
     pub name: String,
     pub redirect_uris: Vec<String>,
     pub scope: String,
+    /// Scopes the client cannot work without (a subset of `scope`).
+    pub required_scope: String,
     pub public: bool,
     /// Empty means the default: `authorization_code` and `refresh_token`.
     pub grant_types: Vec<GrantType>,
@@ -79,6 +81,10 @@ pub async fn create_client(
             unknown.join(" ")
         );
     }
+    let required_scope = Scope::parse(&new.required_scope).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !required_scope.is_subset_of(&scope) {
+        bail!("every required scope must also be among the client's scopes");
+    }
     let secret = (!new.public).then(random_token);
     let client = Client {
         id: random_string(16),
@@ -86,6 +92,7 @@ pub async fn create_client(
         secret_hash: secret.as_deref().map(hash_secret),
         redirect_uris,
         scope,
+        required_scope,
         grant_types,
         token_format: new.token_format,
         created_at: now,

@@ -4,6 +4,7 @@
 //! until the shutdown future completes.
 
 pub mod admin;
+pub mod audit;
 pub mod authorize;
 pub mod client_auth;
 pub mod clock;
@@ -13,6 +14,7 @@ pub mod endpoints;
 pub mod error;
 pub mod grants;
 pub mod pages;
+pub mod revocation;
 pub mod session;
 pub mod state;
 pub mod store;
@@ -49,6 +51,14 @@ pub fn app(state: AppState) -> Router {
         .route("/token", post(token::token))
         .route("/revoke", post(revoke::revoke))
         .route("/introspect", post(introspect::introspect))
+        .route("/revocation-feed", get(feed::feed))
+        .route(
+            "/account",
+            get(|| async { axum::response::Redirect::to("/account/apps") }),
+        )
+        .route("/account/apps", get(account::apps))
+        .route("/account/apps/revoke", post(account::revoke))
+        .route("/account/logout", post(account::logout))
         .route("/assets/tessera.css", get(stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -79,7 +89,13 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let stopping = state.stopping.clone();
+    let signal = async move {
+        shutdown.await;
+        // Ends the revocation feed's streams, so their connections can close.
+        stopping.send_replace(true);
+    };
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(signal)
         .await
 }

@@ -15,6 +15,10 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
+    /// Bumped after every revocation, waking the revocation feed's subscribers.
+    pub feed: Arc<tokio::sync::watch::Sender<()>>,
+    /// Set when the server is shutting down, so that endless responses (the feed) end.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -29,6 +33,8 @@ impl AppState {
             keys: Arc::new(keys),
             clock: Arc::new(SystemClock),
             config: Arc::new(config),
+            feed: Arc::new(tokio::sync::watch::Sender::new(())),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
     }
 

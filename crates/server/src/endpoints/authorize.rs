@@ -5,6 +5,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
+use crate::audit;
 use crate::authorize::response::{error_redirect, redirect};
 use crate::authorize::{validate, AuthorizeError, AuthorizeRequest};
 use crate::crypto::{hash_secret, random_string, random_token};
@@ -12,7 +13,8 @@ use crate::error::OAuthError;
 use crate::pages::{self, ConsentPage, LoginPage, ScopeView};
 use crate::session::{csrf, current_user};
 use crate::state::AppState;
-use crate::store::{AuthCode, Grant, User};
+use crate::store::{Actor, AuthCode, Grant, User};
+use tessera_protocol::Scope;
 
 pub async fn authorize(
     State(state): State<AppState>,
@@ -93,7 +95,7 @@ pub fn login_page(
     let csrf = csrf(state, headers);
     let page = LoginPage {
         issuer: &state.config.issuer,
-        client_name: &req.client.name,
+        client_name: Some(&req.client.name),
         request: &req.raw,
         csrf: &csrf.token,
         username,
@@ -117,13 +119,20 @@ pub async fn decide(
     after_post: bool,
     mut cookies: Vec<HeaderValue>,
 ) -> Response {
-    let consented = match state.store.get_consent(&user.id, &req.client.id).await {
+    let now = state.clock.now();
+    let consented = match state.store.get_consent(&user.id, &req.client.id, now).await {
         Ok(c) => c,
         Err(e) => return refuse(state, AuthorizeError::from(e), after_post),
     };
-    let covered = consented.is_some_and(|granted| req.scope.is_subset_of(&granted));
-    if covered && !req.prompt.consent {
-        return issue_code(state, &req, user, auth_time, after_post, &cookies).await;
+    if let Some(consent) = consented.filter(|c| req.scope.is_subset_of(&c.scope)) {
+        if !req.prompt.consent {
+            // Remembered: the new grant ends when the consent does.
+            let granted = Granted {
+                scope: req.scope.clone(),
+                expires_at: consent.expires_at,
+            };
+            return issue_code(state, &req, user, auth_time, &granted, after_post, &cookies).await;
+        }
     }
     if req.prompt.none {
         return redirect_error(
@@ -146,6 +155,7 @@ pub async fn decide(
                 .iter()
                 .find(|s| s.name == name)
                 .map_or_else(|| name.to_owned(), |s| s.description.clone()),
+            required: req.client.required_scope.contains(name),
         })
         .collect();
     let csrf = csrf(state, headers);
@@ -155,11 +165,25 @@ pub async fn decide(
         client_name: &req.client.name,
         username: &user.username,
         scopes,
+        durations: &DURATIONS,
         request: &req.raw,
         csrf: &csrf.token,
     };
     pages::render(StatusCode::OK, &page, &cookies)
 }
+
+/// What the person allowed: the scopes and how long.
+pub struct Granted {
+    pub scope: Scope,
+    pub expires_at: Option<i64>,
+}
+
+/// The lifetimes offered on the consent page: form value, label, seconds (`None`: until revoked).
+pub const DURATIONS: [(&str, &str, Option<i64>); 3] = [
+    ("forever", "Until I revoke it", None),
+    ("90d", "For 90 days", Some(90 * 86_400)),
+    ("1d", "For 1 day", Some(86_400)),
+];
 
 /// Issue a single-use code bound to the client, redirect URI, PKCE challenge, user
 /// and scope, and send it to the client (RFC 6749 §4.1.2, RFC 9207).
@@ -168,6 +192,7 @@ pub async fn issue_code(
     req: &AuthorizeRequest,
     user: &User,
     auth_time: i64,
+    granted: &Granted,
     after_post: bool,
     cookies: &[HeaderValue],
 ) -> Response {
@@ -181,8 +206,11 @@ pub async fn issue_code(
                 id: grant_id.clone(),
                 client_id: req.client.id.clone(),
                 user_id: Some(user.id.clone()),
-                scope: req.scope.clone(),
+                scope: granted.scope.clone(),
                 created_at: now,
+                expires_at: granted.expires_at,
+                last_used_at: None,
+                revoked_at: None,
             })
             .await?;
         state
@@ -194,7 +222,7 @@ pub async fn issue_code(
                 user_id: user.id.clone(),
                 redirect_uri: req.redirect_uri.as_str().to_owned(),
                 redirect_uri_given: req.redirect_uri_given,
-                scope: req.scope.clone(),
+                scope: granted.scope.clone(),
                 code_challenge: req.code_challenge.as_str().to_owned(),
                 auth_time,
                 expires_at: now + state.config.tokens.code_ttl.as_secs() as i64,
@@ -203,6 +231,25 @@ pub async fn issue_code(
     };
     if let Err(e) = stored.await {
         return refuse(state, AuthorizeError::from(e), after_post);
+    }
+    let until = granted.expires_at.map_or_else(
+        || "until revoked".to_owned(),
+        |t| format!("until {}", pages::format_time(t)),
+    );
+    let entry = audit::Entry {
+        kind: "grant",
+        actor: Actor::Person,
+        user_id: Some(&user.id),
+        client_id: Some(&req.client.id),
+        grant_id: Some(&grant_id),
+        detail: format!("granted {} {until}", granted.scope),
+    };
+    if let Err(e) = audit::record_with_username(state, entry, Some(user.username.clone())).await {
+        return refuse(
+            state,
+            AuthorizeError::from(anyhow::Error::from(e)),
+            after_post,
+        );
     }
     let mut params = vec![("code", code.as_str())];
     if let Some(s) = req.state.as_deref() {

@@ -45,6 +45,7 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         authorization_response_iss_parameter_supported: true,
         access_token_signing_alg_values_supported: vec![state.keys.alg().as_str().to_owned()],
         prompt_values_supported: strings(&["none", "login", "consent"]),
+        tessera_revocation_feed_endpoint: c.endpoint("/revocation-feed"),
     };
     Json(doc).into_response()
 }

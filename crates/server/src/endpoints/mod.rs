@@ -1,7 +1,9 @@
 //! One thin file per endpoint.
 
+pub mod account;
 pub mod authorize;
 pub mod consent;
+pub mod feed;
 pub mod introspect;
 pub mod login;
 pub mod metadata;

@@ -10,7 +10,9 @@ use super::token::parse_form;
 use crate::client_auth::authenticate;
 use crate::crypto::hash_secret;
 use crate::error::{OAuthError, Result};
+use crate::revocation::{revoke_grant, revoke_jti};
 use crate::state::AppState;
+use crate::store::Actor;
 use crate::tokens::lookup::{find, Found};
 use crate::tokens::no_store;
 
@@ -39,16 +41,33 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<()
     }
     let now = state.clock.now();
     match found {
-        Found::Jwt(claims) => state.store.revoke_jti(&claims.jti, claims.exp).await?,
-        Found::Opaque(_) => {
+        Found::Jwt(claims) => {
+            let user = claims.grant_id.as_ref().map(|_| claims.sub.as_str());
+            revoke_jti(state, &claims.jti, claims.exp, &client.id, user).await?
+        }
+        Found::Opaque(t) => {
             state
                 .store
                 .revoke_access_token(&hash_secret(token), now)
-                .await?
+                .await?;
+            // Also on the feed, for resource servers that cache introspection answers.
+            revoke_jti(
+                state,
+                &t.jti,
+                t.expires_at,
+                &client.id,
+                t.user_id.as_deref(),
+            )
+            .await?
         }
         Found::Refresh(t) => {
-            state.store.revoke_grant(&t.grant_id, now).await?;
-            tracing::info!(client_id = %client.id, grant_id = %t.grant_id, "grant revoked by the client");
+            revoke_grant(
+                state,
+                &t.grant_id,
+                Actor::Client,
+                "refresh token revoked by the client",
+            )
+            .await?;
         }
     }
     Ok(())

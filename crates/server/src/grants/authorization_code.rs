@@ -8,8 +8,9 @@ use tessera_protocol::{CodeVerifier, GrantType, RedirectUri};
 
 use crate::crypto::{hash_secret, pkce_s256_matches};
 use crate::error::{OAuthError, Result};
+use crate::revocation::revoke_grant;
 use crate::state::AppState;
-use crate::store::{Client, CodeConsumption};
+use crate::store::{Actor, Client, CodeConsumption};
 use crate::tokens::{issue_access_token, issue_refresh_token, token_response, AccessTokenFor};
 
 pub async fn handle(
@@ -27,7 +28,13 @@ pub async fn handle(
     {
         CodeConsumption::Consumed(record) => record,
         CodeConsumption::AlreadyUsed { grant_id } => {
-            state.store.revoke_grant(&grant_id, now).await?;
+            revoke_grant(
+                state,
+                &grant_id,
+                Actor::System,
+                "authorization code used twice",
+            )
+            .await?;
             tracing::warn!(client_id = %client.id, grant_id, "authorization code reused: grant revoked");
             return Err(OAuthError::InvalidGrant(
                 "the authorization code has already been used".into(),
@@ -65,6 +72,16 @@ pub async fn handle(
             "code_verifier does not match the code_challenge".into(),
         ));
     }
+    // The grant may have been revoked, or may have lapsed, since the code was issued.
+    let grant = match state.store.get_grant(&record.grant_id).await? {
+        Some(g) if g.revoked_at.is_none() && !g.is_expired(now) => g,
+        _ => {
+            return Err(OAuthError::InvalidGrant(
+                "the authorization has been revoked or has expired".into(),
+            ))
+        }
+    };
+    state.store.touch_grant(&grant.id, now).await?;
     let access = issue_access_token(
         state,
         AccessTokenFor {
@@ -73,6 +90,7 @@ pub async fn handle(
             scope: &record.scope,
             grant_id: Some(&record.grant_id),
             auth_time: Some(record.auth_time),
+            not_after: grant.expires_at,
         },
     )
     .await?;
@@ -84,6 +102,7 @@ pub async fn handle(
                 client,
                 Some(&record.user_id),
                 &record.scope,
+                grant.expires_at,
             )
             .await?,
         )

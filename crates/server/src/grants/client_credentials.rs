@@ -40,6 +40,7 @@ pub async fn handle(
             scope: &scope,
             grant_id: None,
             auth_time: None,
+            not_after: None,
         },
     )
     .await?;

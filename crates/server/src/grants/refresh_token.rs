@@ -5,10 +5,12 @@
 use axum::response::Response;
 use tessera_protocol::Scope;
 
+use crate::audit;
 use crate::crypto::hash_secret;
 use crate::error::{OAuthError, Result};
+use crate::revocation::revoke_grant;
 use crate::state::AppState;
-use crate::store::{Client, Rotation};
+use crate::store::{Actor, Client, Rotation};
 use crate::tokens::{issue_access_token, issue_refresh_token, token_response, AccessTokenFor};
 
 pub async fn handle(
@@ -41,9 +43,15 @@ pub async fn handle(
             let within_grace = grace > 0
                 && now - used_at <= grace
                 && record.expires_at > now
-                && state.store.grant_active(&record.grant_id).await?;
+                && state.store.grant_active(&record.grant_id, now).await?;
             if !within_grace {
-                state.store.revoke_grant(&record.grant_id, now).await?;
+                revoke_grant(
+                    state,
+                    &record.grant_id,
+                    Actor::System,
+                    "refresh token used twice",
+                )
+                .await?;
                 tracing::warn!(client_id = %client.id, grant_id = %record.grant_id, "refresh token reused: family revoked");
                 return Err(OAuthError::InvalidGrant(
                     "the refresh token has already been used".into(),
@@ -64,6 +72,9 @@ pub async fn handle(
         Some(requested) => requested.clone(),
         None => record.scope.clone(),
     };
+    let grant = state.store.get_grant(&record.grant_id).await?;
+    let not_after = grant.as_ref().and_then(|g| g.expires_at);
+    state.store.touch_grant(&record.grant_id, now).await?;
     let access = issue_access_token(
         state,
         AccessTokenFor {
@@ -72,6 +83,7 @@ pub async fn handle(
             scope: &scope,
             grant_id: Some(&record.grant_id),
             auth_time: None,
+            not_after,
         },
     )
     .await?;
@@ -81,6 +93,19 @@ pub async fn handle(
         client,
         record.user_id.as_deref(),
         &record.scope,
+        not_after,
+    )
+    .await?;
+    audit::record(
+        state,
+        audit::Entry {
+            kind: "refresh",
+            actor: Actor::Client,
+            user_id: record.user_id.as_deref(),
+            client_id: Some(&client.id),
+            grant_id: Some(&record.grant_id),
+            detail: format!("tokens refreshed ({scope})"),
+        },
     )
     .await?;
     Ok(token_response(access, Some(refresh), &scope))

@@ -11,7 +11,8 @@ use axum::response::{Html, IntoResponse, Response};
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {
     pub issuer: &'a str,
-    pub client_name: &'a str,
+    /// The client asking, or `None` for a sign-in to the account pages.
+    pub client_name: Option<&'a str>,
     pub request: &'a str,
     pub csrf: &'a str,
     pub username: &'a str,
@@ -21,6 +22,8 @@ pub struct LoginPage<'a> {
 pub struct ScopeView {
     pub name: String,
     pub description: String,
+    /// The client cannot work without it.
+    pub required: bool,
 }
 
 /// The consent form: which client asks for what.
@@ -31,8 +34,49 @@ pub struct ConsentPage<'a> {
     pub client_name: &'a str,
     pub username: &'a str,
     pub scopes: Vec<ScopeView>,
+    /// Lifetimes offered: form value, label, seconds.
+    pub durations: &'a [(&'a str, &'a str, Option<i64>)],
     pub request: &'a str,
     pub csrf: &'a str,
+}
+
+/// A plain message (e.g. after signing out).
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub issuer: &'a str,
+    pub title: &'a str,
+    pub text: &'a str,
+}
+
+/// One app on the connected apps page.
+pub struct AppView {
+    pub client_id: String,
+    pub name: String,
+    pub scopes: Vec<ScopeView>,
+    pub granted_at: String,
+    pub last_used: String,
+    pub until: String,
+    pub expired: bool,
+}
+
+/// One line of the person's history.
+pub struct HistoryView {
+    pub at: String,
+    pub what: String,
+    pub app: String,
+    pub by: String,
+}
+
+/// The connected apps page.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub issuer: &'a str,
+    pub username: &'a str,
+    pub csrf: &'a str,
+    pub apps: Vec<AppView>,
+    pub history: Vec<HistoryView>,
 }
 
 /// An error that is shown to the person and not sent to the client.
@@ -79,6 +123,27 @@ pub fn render(status: StatusCode, page: &impl Template, cookies: &[HeaderValue])
         headers.append(header::SET_COOKIE, c.clone());
     }
     response
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM UTC`.
+pub fn format_time(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil from days (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
 }
 
 /// Render the error page.

@@ -52,6 +52,8 @@ pub struct Client {
     pub redirect_uris: Vec<RedirectUri>,
     /// The scopes this client may be granted.
     pub scope: Scope,
+    /// The scopes it cannot work without: refusing one denies the request.
+    pub required_scope: Scope,
     pub grant_types: Vec<GrantType>,
     pub token_format: TokenFormat,
     pub created_at: i64,
@@ -97,6 +99,88 @@ pub struct Grant {
     pub user_id: Option<String>,
     pub scope: Scope,
     pub created_at: i64,
+    /// When the person's time-limited consent lapses; `None` lasts until revoked.
+    pub expires_at: Option<i64>,
+    /// When a token was last issued under the grant.
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl Grant {
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+}
+
+/// What a person allowed a client, and until when (`None`: until revoked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub scope: Scope,
+    pub expires_at: Option<i64>,
+}
+
+/// One entry of the revocation feed: tokens of `grant_id`, or the token `jti`, are revoked.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Revocation {
+    pub seq: i64,
+    pub grant_id: Option<String>,
+    pub jti: Option<String>,
+    /// When every token the entry concerns has expired (the entry may then be forgotten).
+    pub exp: Option<i64>,
+    pub at: i64,
+}
+
+/// Who did something recorded in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The resource owner, on Tessera's pages.
+    Person,
+    /// The client, e.g. through the revocation endpoint.
+    Client,
+    /// An administrator, through the CLI.
+    Admin,
+    /// Tessera itself, e.g. on detecting a reused code or refresh token.
+    System,
+}
+
+impl Actor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Person => "person",
+            Self::Client => "client",
+            Self::Admin => "admin",
+            Self::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Person, Self::Client, Self::Admin, Self::System]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: i64,
+    /// `grant`, `token`, `refresh`, `revoke`, `login_failed`.
+    pub kind: String,
+    pub actor: Actor,
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    pub client_id: Option<String>,
+    pub grant_id: Option<String>,
+    pub detail: String,
+}
+
+/// Which audit events to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    pub limit: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -208,28 +292,50 @@ pub trait SessionStore: Send + Sync {
 
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
-    /// The scopes this user has consented to for this client, if any.
-    async fn get_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Scope>>;
-    /// Record consent: the stored scopes become the union of old and new.
+    /// The consent this user gave this client, unless it lapsed by `now`.
+    async fn get_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<Consent>>;
+    /// Record consent until `expires_at` (`None`: until revoked). A live earlier consent
+    /// is widened to the union of old and new scopes; the new lifetime applies.
     async fn add_consent(
         &self,
         user_id: &str,
         client_id: &str,
         scope: &Scope,
         now: i64,
+        expires_at: Option<i64>,
     ) -> StoreResult<()>;
+    /// Forget the consent, so that the next authorization asks again.
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait GrantStore: Send + Sync {
     async fn create_grant(&self, grant: &Grant) -> StoreResult<()>;
-    /// Whether the grant exists and is not revoked.
-    async fn grant_active(&self, id: &str) -> StoreResult<bool>;
-    /// The user's grants that are not revoked, newest first.
+    async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>>;
+    /// Whether the grant exists, is not revoked and has not lapsed at `now`.
+    async fn grant_active(&self, id: &str, now: i64) -> StoreResult<bool>;
+    /// The user's grants that are not revoked (lapsed ones included), newest first.
     async fn list_user_grants(&self, user_id: &str) -> StoreResult<Vec<Grant>>;
+    /// The client's grants that are not revoked, newest first.
+    async fn list_client_grants(&self, client_id: &str) -> StoreResult<Vec<Grant>>;
+    /// Record that a token was issued under the grant at `now`.
+    async fn touch_grant(&self, id: &str, now: i64) -> StoreResult<()>;
     /// Revoke the grant: from then on every refresh token, opaque access token and
-    /// JWT access token that carries its id is refused. Idempotent.
-    async fn revoke_grant(&self, id: &str, now: i64) -> StoreResult<()>;
+    /// JWT access token that carries its id is refused. In the same transaction a
+    /// revocation feed entry is appended (forgettable after `forget_after`). Returns
+    /// whether the grant was unrevoked before; revoking twice appends nothing.
+    async fn revoke_grant(
+        &self,
+        id: &str,
+        now: i64,
+        by: Actor,
+        forget_after: i64,
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -285,9 +391,24 @@ pub trait AccessTokenStore: Send + Sync {
         token_hash: &TokenHash,
     ) -> StoreResult<Option<OpaqueAccessToken>>;
     async fn revoke_access_token(&self, token_hash: &TokenHash, now: i64) -> StoreResult<()>;
-    /// Refuse the JWT access token with this `jti` until `expires_at`.
-    async fn revoke_jti(&self, jti: &str, expires_at: i64) -> StoreResult<()>;
+    /// Refuse the JWT access token with this `jti` until `expires_at`, appending a
+    /// revocation feed entry in the same transaction.
+    async fn revoke_jti(&self, jti: &str, expires_at: i64, now: i64) -> StoreResult<()>;
     async fn jti_revoked(&self, jti: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait RevocationFeedStore: Send + Sync {
+    /// Feed entries with `seq > cursor`, oldest first, at most `limit`.
+    async fn revocations_after(&self, cursor: i64, limit: u32) -> StoreResult<Vec<Revocation>>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Append an event (its `id` is assigned by the store).
+    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Matching events, newest first.
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
 }
 
 /// Everything the server stores.
@@ -301,6 +422,8 @@ pub trait Store:
     + CodeStore
     + RefreshTokenStore
     + AccessTokenStore
+    + RevocationFeedStore
+    + AuditStore
     + Send
     + Sync
 {
@@ -316,6 +439,8 @@ impl<T> Store for T where
         + CodeStore
         + RefreshTokenStore
         + AccessTokenStore
+        + RevocationFeedStore
+        + AuditStore
         + Send
         + Sync
 {

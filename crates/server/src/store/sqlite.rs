@@ -83,6 +83,7 @@ fn client_from(row: &SqliteRow) -> anyhow::Result<Client> {
             })
             .collect::<Result<_, _>>()?,
         scope: scope_from(row, "scope")?,
+        required_scope: scope_from(row, "required_scope")?,
         grant_types: grants
             .split(' ')
             .filter(|g| !g.is_empty())
@@ -188,14 +189,15 @@ impl ClientStore for SqliteStore {
         let uris: Vec<&str> = c.redirect_uris.iter().map(RedirectUri::as_str).collect();
         let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, redirect_uris, scope, grant_types, token_format, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO clients (id, name, secret_hash, redirect_uris, scope, required_scope, grant_types, token_format, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
         .bind(c.secret_hash.map(|h| h.to_vec()))
         .bind(serde_json::to_string(&uris)?)
         .bind(c.scope.to_string())
+        .bind(c.required_scope.to_string())
         .bind(grants.join(" "))
         .bind(c.token_format.as_str())
         .bind(c.created_at)
@@ -345,13 +347,29 @@ impl SessionStore for SqliteStore {
 
 #[async_trait]
 impl ConsentStore for SqliteStore {
-    async fn get_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Scope>> {
-        let row = sqlx::query("SELECT scope FROM consents WHERE user_id = ? AND client_id = ?")
-            .bind(user_id)
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(|r| scope_from(r, "scope")).transpose()
+    async fn get_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<Consent>> {
+        let row = sqlx::query(
+            "SELECT scope, expires_at FROM consents
+             WHERE user_id = ? AND client_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(|r| {
+                Ok(Consent {
+                    scope: scope_from(r, "scope")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .transpose()
     }
 
     async fn add_consent(
@@ -360,53 +378,96 @@ impl ConsentStore for SqliteStore {
         client_id: &str,
         scope: &Scope,
         now: i64,
+        expires_at: Option<i64>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let old = sqlx::query("SELECT scope FROM consents WHERE user_id = ? AND client_id = ?")
-            .bind(user_id)
-            .bind(client_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let old = sqlx::query(
+            "SELECT scope FROM consents
+             WHERE user_id = ? AND client_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
         let merged = match old {
             Some(row) => scope_from(&row, "scope")?.union(scope),
             None => scope.clone(),
         };
         sqlx::query(
-            "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+            "INSERT INTO consents (user_id, client_id, scope, granted_at, expires_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (user_id, client_id) DO UPDATE
+             SET scope = excluded.scope, granted_at = excluded.granted_at, expires_at = excluded.expires_at",
         )
         .bind(user_id)
         .bind(client_id)
         .bind(merged.to_string())
         .bind(now)
+        .bind(expires_at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
     }
+
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM consents WHERE user_id = ? AND client_id = ?")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn grant_from(r: &SqliteRow) -> anyhow::Result<Grant> {
+    Ok(Grant {
+        id: r.try_get("id")?,
+        client_id: r.try_get("client_id")?,
+        user_id: r.try_get("user_id")?,
+        scope: scope_from(r, "scope")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
 }
 
 #[async_trait]
 impl GrantStore for SqliteStore {
     async fn create_grant(&self, g: &Grant) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO grants (id, client_id, user_id, scope, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO grants (id, client_id, user_id, scope, created_at, expires_at, last_used_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&g.id)
         .bind(&g.client_id)
         .bind(&g.user_id)
         .bind(g.scope.to_string())
         .bind(g.created_at)
+        .bind(g.expires_at)
+        .bind(g.last_used_at)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn grant_active(&self, id: &str) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM grants WHERE id = ? AND revoked_at IS NULL")
+    async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
+        let row = sqlx::query("SELECT * FROM grants WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
+        row.as_ref().map(grant_from).transpose()
+    }
+
+    async fn grant_active(&self, id: &str, now: i64) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM grants WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.is_some())
     }
 
@@ -417,26 +478,57 @@ impl GrantStore for SqliteStore {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Grant {
-                    id: r.try_get("id")?,
-                    client_id: r.try_get("client_id")?,
-                    user_id: r.try_get("user_id")?,
-                    scope: scope_from(r, "scope")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(grant_from).collect()
     }
 
-    async fn revoke_grant(&self, id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+    async fn list_client_grants(&self, client_id: &str) -> StoreResult<Vec<Grant>> {
+        let rows = sqlx::query(
+            "SELECT * FROM grants WHERE client_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id",
+        )
+        .bind(client_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(grant_from).collect()
+    }
+
+    async fn touch_grant(&self, id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE grants SET last_used_at = ? WHERE id = ?")
             .bind(now)
             .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn revoke_grant(
+        &self,
+        id: &str,
+        now: i64,
+        by: Actor,
+        forget_after: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(by.as_str())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let revoked = done.rows_affected() > 0;
+        if revoked {
+            sqlx::query(
+                "INSERT INTO revocations (grant_id, expires_at, created_at) VALUES (?, ?, ?)",
+            )
+            .bind(id)
+            .bind(forget_after)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
     }
 }
 
@@ -526,12 +618,13 @@ impl RefreshTokenStore for SqliteStore {
         let row = sqlx::query(
             "UPDATE refresh_tokens SET used_at = ?
              WHERE token_hash = ? AND client_id = ? AND used_at IS NULL AND expires_at > ?
-               AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL)
+               AND grant_id IN (SELECT g.id FROM grants g WHERE g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))
              RETURNING *",
         )
         .bind(now)
         .bind(token_hash.to_vec())
         .bind(client_id)
+        .bind(now)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
@@ -559,9 +652,10 @@ impl RefreshTokenStore for SqliteStore {
         let row = sqlx::query(
             "SELECT * FROM refresh_tokens
              WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
-               AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL)",
+               AND grant_id IN (SELECT g.id FROM grants g WHERE g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))",
         )
         .bind(token_hash.to_vec())
+        .bind(now)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
@@ -609,9 +703,10 @@ impl AccessTokenStore for SqliteStore {
         let row = sqlx::query(
             "SELECT * FROM access_tokens
              WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?
-               AND (grant_id IS NULL OR grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL))",
+               AND (grant_id IS NULL OR grant_id IN (SELECT g.id FROM grants g WHERE g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?)))",
         )
         .bind(token_hash.to_vec())
+        .bind(now)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
@@ -640,14 +735,24 @@ impl AccessTokenStore for SqliteStore {
         Ok(())
     }
 
-    async fn revoke_jti(&self, jti: &str, expires_at: i64) -> StoreResult<()> {
-        sqlx::query(
+    async fn revoke_jti(&self, jti: &str, expires_at: i64, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
             "INSERT INTO revoked_jtis (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
         )
         .bind(jti)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if done.rows_affected() > 0 {
+            sqlx::query("INSERT INTO revocations (jti, expires_at, created_at) VALUES (?, ?, ?)")
+                .bind(jti)
+                .bind(expires_at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -657,5 +762,78 @@ impl AccessTokenStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
+    }
+}
+
+#[async_trait]
+impl RevocationFeedStore for SqliteStore {
+    async fn revocations_after(&self, cursor: i64, limit: u32) -> StoreResult<Vec<Revocation>> {
+        let rows = sqlx::query("SELECT * FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?")
+            .bind(cursor)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Revocation {
+                    seq: r.try_get("seq")?,
+                    grant_id: r.try_get("grant_id")?,
+                    jti: r.try_get("jti")?,
+                    exp: r.try_get("expires_at")?,
+                    at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.at)
+        .bind(&e.kind)
+        .bind(e.actor.as_str())
+        .bind(&e.user_id)
+        .bind(&e.username)
+        .bind(&e.client_id)
+        .bind(&e.grant_id)
+        .bind(&e.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_events
+             WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR client_id = ?2)
+             ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(&f.user_id)
+        .bind(&f.client_id)
+        .bind(i64::from(f.limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let actor: String = r.try_get("actor")?;
+                Ok(AuditEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    actor: Actor::parse(&actor)
+                        .ok_or_else(|| anyhow::anyhow!("stored actor {actor}"))?,
+                    user_id: r.try_get("user_id")?,
+                    username: r.try_get("username")?,
+                    client_id: r.try_get("client_id")?,
+                    grant_id: r.try_get("grant_id")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
     }
 }

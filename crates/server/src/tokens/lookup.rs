@@ -63,7 +63,7 @@ pub async fn introspect(
     let (client_id, user_id, scope, token_type, exp, iat, aud, jti) = match found {
         Found::Jwt(c) => {
             let grant_ok = match &c.grant_id {
-                Some(g) => state.store.grant_active(g).await?,
+                Some(g) => state.store.grant_active(g, now).await?,
                 None => true,
             };
             if c.exp <= now || !grant_ok || state.store.jti_revoked(&c.jti).await? {

@@ -45,6 +45,8 @@ pub struct AccessTokenFor<'a> {
     pub scope: &'a Scope,
     pub grant_id: Option<&'a str>,
     pub auth_time: Option<i64>,
+    /// The token never outlives this (a time-limited grant's end).
+    pub not_after: Option<i64>,
 }
 
 pub struct IssuedAccessToken {
@@ -59,8 +61,9 @@ pub async fn issue_access_token(
     spec: AccessTokenFor<'_>,
 ) -> Result<IssuedAccessToken> {
     let now = state.clock.now();
-    let ttl = state.config.tokens.access_token_ttl.as_secs();
-    let exp = now + ttl as i64;
+    let configured = now + state.config.tokens.access_token_ttl.as_secs() as i64;
+    let exp = spec.not_after.map_or(configured, |cap| configured.min(cap));
+    let ttl = (exp - now).max(0) as u64;
     let jti = random_string(16);
     let token = match spec.client.token_format {
         TokenFormat::Jwt => {
@@ -111,9 +114,11 @@ pub async fn issue_refresh_token(
     client: &Client,
     user_id: Option<&str>,
     scope: &Scope,
+    not_after: Option<i64>,
 ) -> Result<String> {
     let now = state.clock.now();
     let token = random_token();
+    let configured = now + state.config.tokens.refresh_token_ttl.as_secs() as i64;
     state
         .store
         .insert_refresh_token(&RefreshToken {
@@ -123,7 +128,7 @@ pub async fn issue_refresh_token(
             user_id: user_id.map(str::to_owned),
             scope: scope.clone(),
             issued_at: now,
-            expires_at: now + state.config.tokens.refresh_token_ttl.as_secs() as i64,
+            expires_at: not_after.map_or(configured, |cap| configured.min(cap)),
             used_at: None,
         })
         .await?;

@@ -160,6 +160,26 @@ fn html_unescape(s: &str) -> String {
     out
 }
 
+/// The `(name, value)` of every checked `<input type="{kind}">` in a page.
+pub fn checked_inputs(html: &str, kind: &str) -> Vec<(String, String)> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let marker = format!("{name}=\"");
+        let start = tag.find(&marker)? + marker.len();
+        Some(html_unescape(&tag[start..start + tag[start..].find('"')?]))
+    };
+    html.split("<input")
+        .skip(1)
+        .filter_map(|rest| rest.split('>').next())
+        .filter(|tag| tag.contains(&format!("type=\"{kind}\"")) && tag.contains(" checked"))
+        .filter_map(|tag| {
+            Some((
+                attr(tag, "name")?,
+                attr(tag, "value").unwrap_or_else(|| "on".into()),
+            ))
+        })
+        .collect()
+}
+
 /// The JSON payload of a JWT, unverified.
 pub fn jwt_payload(token: &str) -> Value {
     let part = token.split('.').nth(1).expect("JWT payload");
@@ -198,6 +218,7 @@ impl TestApp {
                 name: name.into(),
                 redirect_uris: vec![REDIRECT.into()],
                 scope: scope.into(),
+                required_scope: String::new(),
                 public,
                 grant_types: grants.to_vec(),
                 token_format: format,
@@ -391,19 +412,43 @@ impl Browser {
         .await
     }
 
-    /// Submit the consent form found in `page` with `decision` (approve or deny).
+    /// Submit the consent form found in `page` with `decision` (approve or deny), as a
+    /// browser would: every ticked scope box and the ticked duration.
     pub async fn consent(&self, page: &str, decision: &str) -> reqwest::Response {
+        self.consent_with(page, decision, &[], None).await
+    }
+
+    /// Submit the consent form with some scopes unticked and a chosen duration.
+    pub async fn consent_with(
+        &self,
+        page: &str,
+        decision: &str,
+        untick: &[&str],
+        duration: Option<&str>,
+    ) -> reqwest::Response {
         let csrf = hidden_field(page, "csrf");
         let request = hidden_field(page, "request");
-        self.post(
-            "/consent",
-            &[
-                ("csrf", &csrf),
-                ("request", &request),
-                ("decision", decision),
-            ],
-        )
-        .await
+        let boxes: Vec<String> = checked_inputs(page, "checkbox")
+            .into_iter()
+            .filter(|(name, _)| !untick.iter().any(|u| *name == format!("scope.{u}")))
+            .map(|(name, _)| name)
+            .collect();
+        let default_duration = checked_inputs(page, "radio")
+            .into_iter()
+            .next()
+            .map(|(_, v)| v);
+        let duration = duration
+            .map(str::to_owned)
+            .or(default_duration)
+            .unwrap_or_default();
+        let mut form: Vec<(&str, &str)> = vec![
+            ("csrf", &csrf),
+            ("request", &request),
+            ("decision", decision),
+        ];
+        form.extend(boxes.iter().map(|b| (b.as_str(), "on")));
+        form.push(("duration", &duration));
+        self.post("/consent", &form).await
     }
 
     /// From an authorize response, sign in (if asked) and approve (if asked).

@@ -56,6 +56,7 @@ async fn start() -> Walkthrough {
             name: "Reports (demo)".into(),
             redirect_uris: vec![format!("{reports_url}/callback")],
             scope: "accounts:read transactions:read transactions:write".into(),
+            required_scope: "transactions:read".into(),
             public: false,
             grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             token_format: TokenFormat::Jwt,
@@ -70,6 +71,7 @@ async fn start() -> Walkthrough {
             name: "Bank".into(),
             redirect_uris: vec![],
             scope: String::new(),
+            required_scope: String::new(),
             public: false,
             grant_types: vec![GrantType::ClientCredentials],
             token_format: TokenFormat::Jwt,
@@ -320,12 +322,14 @@ async fn access_revoked_at_tessera_shows_reconnect() {
     // The person revokes the grant at Tessera (the connected-apps page's job).
     let grants = w.alice_grants().await;
     assert_eq!(grants.len(), 1);
-    w.app
-        .state
-        .store
-        .revoke_grant(&grants[0].id, w.app.now())
-        .await
-        .unwrap();
+    tessera_server::revocation::revoke_grant(
+        &w.app.state,
+        &grants[0].id,
+        tessera_server::store::Actor::Person,
+        "revoked by the person",
+    )
+    .await
+    .unwrap();
     let page = w
         .get(&browser, &format!("{}/", w.reports_url))
         .await
