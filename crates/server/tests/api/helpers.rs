@@ -28,8 +28,9 @@ pub struct TestApp {
     pub state: AppState,
     /// A plain HTTP client that does not follow redirects.
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
-    _shutdown: oneshot::Sender<()>,
+    dir: Arc<tempfile::TempDir>,
+    shutdown: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
 }
 
 /// A registered client as the tests know it.
@@ -45,7 +46,19 @@ pub async fn spawn_app() -> TestApp {
 
 /// Start a server after `configure` has adjusted the config (issuer and data dir are set).
 pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    // Pinned at the real time of the test's start, so that parts with their own
+    // clocks (the demo bank and reports app) agree with it until a test moves it.
+    let clock = FixedClock::new(tessera_server::clock::SystemClock.now());
+    spawn_in(dir, clock, configure).await
+}
+
+/// Start a server on `dir` (a fresh or a used data dir) with `clock`.
+async fn spawn_in(
+    dir: Arc<tempfile::TempDir>,
+    clock: FixedClock,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -56,16 +69,13 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     configure(&mut config);
-    // Pinned at the real time of the test's start, so that parts with their own
-    // clocks (the demo bank and reports app) agree with it until a test moves it.
-    let clock = FixedClock::new(tessera_server::clock::SystemClock.now());
     let state = AppState::open(config)
         .await
         .expect("open state")
         .with_clock(Arc::new(clock.clone()));
     let (tx, rx) = oneshot::channel::<()>();
     let server_state = state.clone();
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         tessera_server::run(listener, server_state, async {
             let _ = rx.await;
         })
@@ -80,8 +90,22 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
             .redirect(Policy::none())
             .build()
             .expect("client"),
-        _dir: dir,
-        _shutdown: tx,
+        dir,
+        shutdown: tx,
+        server,
+    }
+}
+
+impl TestApp {
+    /// Stop the server gracefully (waiting for it to finish) and start a new one on the
+    /// same data dir and clock. The new one listens on another port.
+    pub async fn restart(self) -> TestApp {
+        let _ = self.shutdown.send(());
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.server)
+            .await
+            .expect("the server stops within 10 s")
+            .expect("server task");
+        spawn_in(self.dir, self.clock, |_| {}).await
     }
 }
 
@@ -471,5 +495,66 @@ impl Browser {
             };
         }
         response
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, Default)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+/// Reads Server-Sent Events from a streaming response.
+pub struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments skipped), or `None` if the stream ends or nothing
+    /// arrives within `wait`.
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    event: "message".into(),
+                    ..SseEvent::default()
+                };
+                let mut any = false;
+                for line in block.lines() {
+                    if let Some((field, value)) = line.split_once(':') {
+                        let value = value.strip_prefix(' ').unwrap_or(value);
+                        match field {
+                            "event" => event.event = value.to_owned(),
+                            "id" => event.id = Some(value.to_owned()),
+                            "data" => event.data.push_str(value),
+                            _ => continue,
+                        }
+                        any = true;
+                    }
+                }
+                if any {
+                    return Some(event);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buffer
+                .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+        }
     }
 }
