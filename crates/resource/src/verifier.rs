@@ -1,13 +1,14 @@
 //! The verifier: configuration, issuer discovery, and the dispatch between local JWT
-//! verification and introspection.
+//! verification, the revocation feed and introspection.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
+use crate::feed::{self, Feed, FeedFallback, FeedStatus};
 use crate::introspection::{Credentials, PositiveCache};
 use crate::jwks::{parse_jwks, Algorithm, KeyCache};
 use crate::jwt::{self, Expect};
@@ -21,6 +22,12 @@ pub enum RevocationCheck {
     /// Also introspect every JWT (subject to the positive cache), so that a revoked
     /// token is refused at once. Needs introspection credentials.
     Introspect,
+    /// Follow the issuer's revocation feed (`tessera_revocation_feed_endpoint` in its
+    /// metadata) and refuse JWTs of revoked grants or tokens locally: while the feed is
+    /// synced, a revocation is enforced within a second and no request costs a network
+    /// call. While it is not, `fallback` applies. Needs introspection credentials, which
+    /// the feed is read with.
+    Feed { fallback: FeedFallback },
 }
 
 /// Builds a [`Verifier`].
@@ -130,6 +137,10 @@ impl VerifierBuilder {
                 clock: self.clock,
                 metadata: OnceCell::new(),
                 keys: KeyCache::new(self.refetch_floor),
+                feed: match self.revocation {
+                    RevocationCheck::Feed { fallback } => Some(Feed::new(fallback)),
+                    _ => None,
+                },
             }),
         }
     }
@@ -154,6 +165,17 @@ struct Inner {
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     metadata: OnceCell<Metadata>,
     keys: KeyCache,
+    /// Present with [`RevocationCheck::Feed`].
+    feed: Option<Feed>,
+}
+
+/// A verifier that may be gone: what its feed subscriber holds.
+pub(crate) struct WeakVerifier(Weak<Inner>);
+
+impl WeakVerifier {
+    pub(crate) fn upgrade(&self) -> Option<Verifier> {
+        self.0.upgrade().map(|inner| Verifier { inner })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,6 +183,7 @@ struct Metadata {
     issuer: String,
     jwks_uri: String,
     introspection_endpoint: Option<String>,
+    tessera_revocation_feed_endpoint: Option<String>,
 }
 
 fn system_now() -> i64 {
@@ -196,16 +219,80 @@ impl Verifier {
 
     /// Verify a bearer token and return its claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, BearerError> {
-        let claims = if jwt::looks_like_jwt(token) {
-            let claims = self.verify_jwt(token).await?;
-            if self.inner.revocation == RevocationCheck::Introspect {
+        if !jwt::looks_like_jwt(token) {
+            return self.introspect(token).await;
+        }
+        let claims = self.verify_jwt(token).await?;
+        match &self.inner.feed {
+            Some(feed) => self.check_feed(feed, token, &claims).await?,
+            None if self.inner.revocation == RevocationCheck::Introspect => {
                 self.introspect(token).await?;
             }
-            claims
-        } else {
-            self.introspect(token).await?
-        };
+            None => {}
+        }
         Ok(claims)
+    }
+
+    /// [`RevocationCheck::Feed`]: the revoked set, under a read lock, and while the feed
+    /// is not live the fallback.
+    async fn check_feed(
+        &self,
+        feed: &Feed,
+        token: &str,
+        claims: &Claims,
+    ) -> Result<(), BearerError> {
+        feed.start(|| self.feed_source());
+        if feed.is_revoked(claims) {
+            return Err(BearerError::invalid_token(
+                &self.inner.realm,
+                "the token has been revoked",
+            ));
+        }
+        if feed.is_live() {
+            return Ok(());
+        }
+        match feed.fallback() {
+            FeedFallback::AcceptUntilExpiry => Ok(()),
+            FeedFallback::Introspect if self.inner.credentials.is_none() => Err(self.unavailable(
+                "the revocation feed is down and there are no credentials to introspect with",
+            )),
+            FeedFallback::Introspect => self.introspect(token).await.map(drop),
+        }
+    }
+
+    /// Wait until the revocation feed is synced (starting its subscriber if need be), at
+    /// most `timeout`. True once revoked JWTs are refused locally; false on timeout, or
+    /// when revocation is not checked by a feed. For startup, and tests.
+    pub async fn wait_for_feed(&self, timeout: Duration) -> bool {
+        let Some(feed) = &self.inner.feed else {
+            return false;
+        };
+        feed.start(|| self.feed_source());
+        feed.wait_synced(timeout).await
+    }
+
+    /// The state of the revocation feed, for logs, health checks and tests.
+    pub fn feed_status(&self) -> FeedStatus {
+        self.inner
+            .feed
+            .as_ref()
+            .map_or(FeedStatus::Off, Feed::status)
+    }
+
+    fn feed_source(&self) -> feed::Source {
+        feed::Source {
+            verifier: WeakVerifier(Arc::downgrade(&self.inner)),
+            http: self.inner.http.clone(),
+            credentials: self.inner.credentials.clone(),
+            clock: self.inner.clock.clone(),
+            leeway: self.inner.leeway,
+        }
+    }
+
+    /// The revocation feed's URL in the issuer's metadata, if it has one.
+    pub(crate) async fn feed_endpoint(&self) -> Result<Option<String>, BearerError> {
+        let metadata = self.metadata().await?;
+        Ok(metadata.tessera_revocation_feed_endpoint.clone())
     }
 
     fn unavailable(&self, what: impl std::fmt::Display) -> BearerError {

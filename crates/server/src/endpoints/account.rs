@@ -210,7 +210,7 @@ fn posted(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Form, Re
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = match posted(&state, &headers, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let user = match current_user(&state, &headers).await {
         Ok(Some((user, _))) => user,
@@ -234,7 +234,7 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
 /// `POST /account/logout`: end the Tessera session.
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = posted(&state, &headers, &body) {
-        return r;
+        return *r;
     }
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         if let Err(e) = state.store.delete_session(&hash_secret(token)).await {
