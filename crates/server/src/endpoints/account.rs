@@ -196,12 +196,21 @@ async fn account_page(
 }
 
 /// Parse a posted account form and check its CSRF token.
-fn posted(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Form, Response> {
+fn posted(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
     let issuer = &state.config.issuer;
-    let form = Form::parse(body)
-        .map_err(|_| pages::error(issuer, StatusCode::BAD_REQUEST, "The form is malformed."))?;
+    let form = Form::parse(body).map_err(|_| {
+        Box::new(pages::error(
+            issuer,
+            StatusCode::BAD_REQUEST,
+            "The form is malformed.",
+        ))
+    })?;
     if !csrf_ok(headers, form.get("csrf")) {
-        return Err(pages::error(issuer, StatusCode::FORBIDDEN, CSRF_FAILED));
+        return Err(Box::new(pages::error(
+            issuer,
+            StatusCode::FORBIDDEN,
+            CSRF_FAILED,
+        )));
     }
     Ok(form)
 }
