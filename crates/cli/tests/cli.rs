@@ -892,3 +892,96 @@ fn config_file_errors_are_refused() {
     env.run(&["--config", missing.to_str().unwrap(), "scope", "list"])
         .assert_fails();
 }
+
+#[test]
+fn required_scopes_must_be_among_the_clients() {
+    let env = Env::new();
+    env.run(&[
+        "scope",
+        "create",
+        "transactions:read",
+        "--description",
+        "Read your transactions",
+    ])
+    .assert_ok();
+    env.run(&[
+        "scope",
+        "create",
+        "transactions:write",
+        "--description",
+        "Create transactions",
+    ])
+    .assert_ok();
+    let created = env.create_client(&[
+        "--scope",
+        "transactions:read transactions:write",
+        "--required-scope",
+        "transactions:read",
+    ]);
+    let id = created["client_id"].as_str().unwrap();
+    let shown = env
+        .run(&["client", "show", id, "--json"])
+        .assert_ok()
+        .json();
+    assert_eq!(shown["required_scope"], "transactions:read");
+    let refused = env.run(&[
+        "client",
+        "create",
+        "--name",
+        "Other",
+        "--redirect-uri",
+        "http://127.0.0.1:9000/cb",
+        "--scope",
+        "transactions:read",
+        "--required-scope",
+        "transactions:write",
+    ]);
+    refused.assert_fails();
+    assert!(
+        refused.stderr.contains("required scope"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn grants_and_audit_from_the_command_line() {
+    let env = Env::new();
+    env.run_with(
+        &["user", "create", "--username", "alice", "--password-stdin"],
+        &[],
+        Some("alice-password-1\n"),
+    )
+    .assert_ok();
+    let grants = env
+        .run(&["grant", "list", "--username", "alice", "--json"])
+        .assert_ok()
+        .json();
+    assert_eq!(grants, serde_json::json!([]));
+    env.run(&["grant", "list", "--username", "nobody", "--json"])
+        .assert_fails();
+    let missing = env.run(&["grant", "revoke", "no-such-grant"]);
+    missing.assert_fails();
+    assert!(
+        missing.stderr.contains("no grant no-such-grant"),
+        "{}",
+        missing.stderr
+    );
+    let events = env.run(&["audit", "list", "--json"]).assert_ok().json();
+    assert_eq!(events, serde_json::json!([]));
+    env.run(&[
+        "audit",
+        "list",
+        "--username",
+        "alice",
+        "--limit",
+        "5",
+        "--json",
+    ])
+    .assert_ok();
+    let help = env.run(&["--help"]).assert_ok().stdout.clone();
+    assert!(
+        help.contains("grant") && help.contains("audit") && help.contains("demo"),
+        "{help}"
+    );
+}
