@@ -85,6 +85,7 @@ impl VerifierBuilder {
     }
 
     /// How JWTs are checked for revocation. Default [`RevocationCheck::UntilExpiry`].
+    /// [`RevocationCheck::Feed`] also needs [`VerifierBuilder::introspection`].
     pub fn revocation_check(mut self, check: RevocationCheck) -> Self {
         self.revocation = check;
         self
@@ -219,6 +220,9 @@ impl Verifier {
 
     /// Verify a bearer token and return its claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, BearerError> {
+        if let Some(feed) = &self.inner.feed {
+            feed.start(|| self.feed_source());
+        }
         if !jwt::looks_like_jwt(token) {
             return self.introspect(token).await;
         }
@@ -241,7 +245,6 @@ impl Verifier {
         token: &str,
         claims: &Claims,
     ) -> Result<(), BearerError> {
-        feed.start(|| self.feed_source());
         if feed.is_revoked(claims) {
             return Err(BearerError::invalid_token(
                 &self.inner.realm,
