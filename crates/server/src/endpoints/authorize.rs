@@ -242,7 +242,7 @@ pub async fn issue_code(
         user_id: Some(&user.id),
         client_id: Some(&req.client.id),
         grant_id: Some(&grant_id),
-        detail: format!("granted {} {until}", granted.scope),
+        detail: format!("{} {until}", granted.scope),
     };
     if let Err(e) = audit::record_with_username(state, entry, Some(user.username.clone())).await {
         return refuse(
