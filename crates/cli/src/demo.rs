@@ -179,6 +179,7 @@ pub async fn run(data_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()
         state,
         until_stopped(stopped.clone()),
     ));
+    let feed_watcher = bank.clone();
     let bank_task = tokio::spawn(bank::run(
         bank_listener,
         bank,
@@ -211,8 +212,19 @@ pub async fn run(data_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()
     println!(
         "  5. Click \"Try to create a transaction\": the bank refuses with 403 insufficient_scope."
     );
-    println!("  6. Click \"Disconnect\": the app revokes its tokens (RFC 7009); the bank now answers 401.");
+    println!(
+        "  6. Open {issuer}/account/apps: Reports (demo), what it may do, since when, last used."
+    );
+    println!("     Click Revoke: the bank refuses the app's token within a second (Tessera's revocation feed);");
+    println!("     reload the reports app: \"Access revoked — reconnect\".");
+    println!("  7. Or connect again and click \"Disconnect\" in the app: it revokes its own tokens (RFC 7009).");
     println!();
+    if !feed_watcher
+        .wait_for_feed(std::time::Duration::from_secs(5))
+        .await
+    {
+        tracing::warn!("the bank is not yet subscribed to the revocation feed; it introspects tokens until it is");
+    }
     println!("Press Ctrl-C to stop all three.");
 
     crate::serve::shutdown_signal().await;

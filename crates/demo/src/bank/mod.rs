@@ -19,7 +19,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use sqlx::SqlitePool;
-use tessera_resource::{RevocationCheck, Verifier};
+use tessera_resource::{FeedFallback, RevocationCheck, Verifier};
 use tokio::net::TcpListener;
 
 /// Largest request body the bank reads.
@@ -33,9 +33,10 @@ pub struct BankConfig {
     pub audience: String,
     /// The bank's own SQLite file (created if missing).
     pub database: PathBuf,
-    /// Client credentials the bank uses for RFC 7662 introspection. When Some, the
-    /// bank checks every JWT for revocation by introspection (RevocationCheck::Introspect)
-    /// so a revoked grant is refused at once.
+    /// Client credentials of the bank at Tessera. When Some, the bank subscribes to
+    /// Tessera's revocation feed (RevocationCheck::Feed), so a revoked grant is refused
+    /// within a second with no network call per request; while the feed is down it
+    /// falls back to introspecting every token (fail closed).
     pub introspection: Option<(String, String)>,
 }
 
@@ -63,12 +64,20 @@ impl Bank {
         if let Some((client_id, client_secret)) = config.introspection {
             builder = builder
                 .introspection(client_id, client_secret)
-                .revocation_check(RevocationCheck::Introspect);
+                .revocation_check(RevocationCheck::Feed {
+                    fallback: FeedFallback::Introspect,
+                });
         }
         Ok(Bank {
             pool,
             verifier: builder.build(),
         })
+    }
+
+    /// Wait until the verifier has caught up with Tessera's revocation feed (true), or
+    /// `timeout` passed. Call once Tessera is serving.
+    pub async fn wait_for_feed(&self, timeout: std::time::Duration) -> bool {
+        self.verifier.wait_for_feed(timeout).await
     }
 
     /// Create demo accounts and about three months of varied transactions for one

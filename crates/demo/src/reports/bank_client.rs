@@ -188,18 +188,35 @@ impl App {
             .map_err(unreachable)
     }
 
-    /// Present `access_token` to the bank once, without refreshing, and describe the
-    /// answer (e.g. `401 invalid_token`): shown after a disconnect as proof.
+    /// Present the revoked `access_token` to the bank, without refreshing, until the
+    /// bank refuses it (at most for two seconds), and describe the answer (e.g.
+    /// `401 invalid_token after 3 ms`): shown after a disconnect as proof.
     pub async fn probe_bank(&self, access_token: &str) -> String {
         let Ok(url) = self.bank_url(None) else {
             return "nothing (its address is misconfigured)".into();
         };
-        match self.http.get(url).bearer_auth(access_token).send().await {
-            Ok(r) => match challenge(r.headers(), "error") {
-                Some(error) => format!("{} {error}", r.status().as_u16()),
-                None => r.status().as_u16().to_string(),
-            },
-            Err(_) => "nothing (it cannot be reached)".into(),
+        let started = Instant::now();
+        loop {
+            let answer = match self
+                .http
+                .get(url.clone())
+                .bearer_auth(access_token)
+                .send()
+                .await
+            {
+                Ok(r) => (r.status(), challenge(r.headers(), "error")),
+                Err(_) => return "nothing (it cannot be reached)".into(),
+            };
+            let waited = started.elapsed();
+            if answer.0 == StatusCode::UNAUTHORIZED || waited > std::time::Duration::from_secs(2) {
+                let code = answer.1.map_or_else(String::new, |e| format!(" {e}"));
+                return format!(
+                    "{}{code} after {} ms",
+                    answer.0.as_u16(),
+                    waited.as_millis()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 

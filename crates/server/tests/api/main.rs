@@ -16,5 +16,6 @@ mod partial_consent;
 mod refresh;
 mod revocation;
 mod revocation_feed;
+mod revocation_latency;
 mod time_limited;
 mod walkthrough;

@@ -95,7 +95,15 @@ async fn start() -> Walkthrough {
         let user = store.get_user_by_username(name).await.unwrap().unwrap();
         the_bank.seed_demo_accounts(&user.id, name).await.unwrap();
     }
+    let feed_watcher = the_bank.clone();
     tokio::spawn(bank::run(bank_listener, the_bank, pending()));
+    // The bank verifies JWTs locally and learns of revocations from Tessera's feed.
+    assert!(
+        feed_watcher
+            .wait_for_feed(std::time::Duration::from_secs(5))
+            .await,
+        "the bank subscribed to the feed"
+    );
     let config = reports::ReportsConfig {
         issuer: app.url.clone(),
         bank_url,
@@ -302,7 +310,7 @@ async fn connect_read_refuse_refresh_disconnect() {
 }
 
 #[tokio::test]
-async fn access_revoked_at_tessera_shows_reconnect() {
+async fn revoking_on_the_connected_apps_page_shows_reconnect() {
     let w = start().await;
     let browser = w.app.browser();
     let home = w
@@ -319,25 +327,93 @@ async fn access_revoked_at_tessera_shows_reconnect() {
     let report = w.follow(&browser, r).await.text().await.unwrap();
     assert!(report.contains("Your spending report"));
 
-    // The person revokes the grant at Tessera (the connected-apps page's job).
-    let grants = w.alice_grants().await;
-    assert_eq!(grants.len(), 1);
-    tessera_server::revocation::revoke_grant(
-        &w.app.state,
-        &grants[0].id,
-        tessera_server::store::Actor::Person,
-        "revoked by the person",
-    )
-    .await
-    .unwrap();
+    // The person revokes the app on Tessera's connected apps page.
+    let apps = w
+        .get(&browser, &format!("{}/account/apps", w.app.url))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(apps.contains("Reports (demo)"), "{apps}");
+    let client_id = hidden_field(&apps, "client_id");
+    let r = browser
+        .http
+        .post(format!("{}/account/apps/revoke", w.app.url))
+        .form(&[
+            ("csrf", hidden_field(&apps, "csrf")),
+            ("client_id", client_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(w.alice_grants().await.is_empty());
+    // The bank learns of it through the feed (within a second); the reports app then
+    // finds its token refused and its refresh token revoked.
+    let started = std::time::Instant::now();
+    let page = loop {
+        let page = w
+            .get(&browser, &format!("{}/", w.reports_url))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if page.contains("Access revoked — reconnect")
+            || started.elapsed() > std::time::Duration::from_secs(2)
+        {
+            break page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert!(page.contains("Access revoked — reconnect"), "{page}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // Reconnecting: the consent was forgotten, so Tessera asks again.
+    let r = w.post(&browser, "/connect", &page).await;
+    let r = w
+        .get(&browser, r.headers()["location"].to_str().unwrap())
+        .await;
+    assert_eq!(r.status(), 200);
+    let consent = r.text().await.unwrap();
+    assert!(consent.contains("Allow access?"));
+    let r = browser.consent(&consent, "approve").await;
+    let report = w.follow(&browser, r).await.text().await.unwrap();
+    assert!(report.contains("Your spending report"));
+}
+
+#[tokio::test]
+async fn remembered_consent_reconnects_silently() {
+    let w = start().await;
+    let browser = w.app.browser();
+    let home = w
+        .get(&browser, &format!("{}/", w.reports_url))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let r = w.post(&browser, "/connect", &home).await;
+    let r = w
+        .get(&browser, r.headers()["location"].to_str().unwrap())
+        .await;
+    let r = browser.complete(r, ALICE).await;
+    let report = w.follow(&browser, r).await.text().await.unwrap();
+    let done = w
+        .post(&browser, "/disconnect", &report)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(done.contains("Disconnected"));
     let page = w
         .get(&browser, &format!("{}/", w.reports_url))
         .await
         .text()
         .await
         .unwrap();
-    assert!(page.contains("Access revoked — reconnect"), "{page}");
-
     // Reconnecting: consent is remembered, so Tessera sends her straight back.
     let r = w.post(&browser, "/connect", &page).await;
     let r = w
