@@ -201,6 +201,7 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
                         FormatArg::Jwt => TokenFormat::Jwt,
                         FormatArg::Opaque => TokenFormat::Opaque,
                     },
+                    ..NewClient::named("")
                 },
                 SystemClock.now(),
             )

@@ -135,6 +135,7 @@ pub async fn run(data_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()
             public: false,
             grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             token_format: TokenFormat::Jwt,
+            ..NewClient::named("")
         },
     )
     .await?;
@@ -148,6 +149,7 @@ pub async fn run(data_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<()
             public: false,
             grant_types: vec![GrantType::ClientCredentials],
             token_format: TokenFormat::Jwt,
+            ..NewClient::named("")
         },
     )
     .await?;

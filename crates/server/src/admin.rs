@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use tessera_protocol::{GrantType, RedirectUri, Scope};
 
 use crate::crypto::{hash_password, hash_secret, random_string, random_token};
-use crate::store::{Client, ScopeEntry, Store, TokenFormat, User};
+use crate::store::{AuthMethod, Client, ClientMetadata, ScopeEntry, Store, TokenFormat, User};
 
 /// What an administrator asks for when registering a client.
 #[derive(Debug, Clone)]
@@ -19,6 +19,29 @@ pub struct NewClient {
     /// Empty means the default: `authorization_code` and `refresh_token`.
     pub grant_types: Vec<GrantType>,
     pub token_format: TokenFormat,
+    /// `None`: `client_secret_basic` for a confidential client, `none` for a public one.
+    pub auth_method: Option<AuthMethod>,
+    pub metadata: ClientMetadata,
+    /// Registered through RFC 7591.
+    pub dynamic: bool,
+}
+
+impl NewClient {
+    /// A client with the given name and every other setting at its default.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            redirect_uris: Vec::new(),
+            scope: String::new(),
+            required_scope: String::new(),
+            public: false,
+            grant_types: Vec::new(),
+            token_format: TokenFormat::Jwt,
+            auth_method: None,
+            metadata: ClientMetadata::default(),
+            dynamic: false,
+        }
+    }
 }
 
 /// A newly registered client and, for a confidential one, its secret (shown once).
@@ -96,6 +119,17 @@ pub async fn create_client(
         grant_types,
         token_format: new.token_format,
         created_at: now,
+        auth_method: new.auth_method.unwrap_or(if new.public {
+            AuthMethod::None
+        } else {
+            AuthMethod::ClientSecretBasic
+        }),
+        metadata: new.metadata,
+        dynamic: new.dynamic,
+        registration_token_hash: None,
+        previous_secret: None,
+        secret_sealed: None,
+        updated_at: None,
     };
     store.create_client(&client).await?;
     Ok(CreatedClient { client, secret })

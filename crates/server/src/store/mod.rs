@@ -57,6 +57,100 @@ pub struct Client {
     pub grant_types: Vec<GrantType>,
     pub token_format: TokenFormat,
     pub created_at: i64,
+    /// How it authenticates at the token, revocation and introspection endpoints.
+    pub auth_method: AuthMethod,
+    /// RFC 7591 §2 metadata beyond the above.
+    pub metadata: ClientMetadata,
+    /// Registered through RFC 7591 rather than by an administrator.
+    pub dynamic: bool,
+    /// SHA-256 of the RFC 7592 registration access token.
+    pub registration_token_hash: Option<TokenHash>,
+    /// The secret before the last rotation and until when it is still accepted.
+    pub previous_secret: Option<(TokenHash, i64)>,
+    /// For `client_secret_jwt` only: the secret, sealed with AES-256-GCM.
+    pub secret_sealed: Option<Vec<u8>>,
+    pub updated_at: Option<i64>,
+}
+
+/// Client authentication methods (RFC 7591 §2, OpenID Connect Core §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+    ClientSecretJwt,
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 5] = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::ClientSecretJwt,
+        AuthMethod::PrivateKeyJwt,
+        AuthMethod::None,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// Whether the method needs a client secret issued by Tessera.
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            Self::ClientSecretBasic | Self::ClientSecretPost | Self::ClientSecretJwt
+        )
+    }
+}
+
+/// Descriptive and key metadata of a client (RFC 7591 §2).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientMetadata {
+    /// A JWK Set for `private_key_jwt` (RFC 7517), by value.
+    pub jwks: Option<serde_json::Value>,
+    /// Where to fetch the JWK Set, by reference.
+    pub jwks_uri: Option<String>,
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub contacts: Vec<String>,
+    pub software_id: Option<String>,
+    pub software_version: Option<String>,
+}
+
+/// An administrator's API token (stored as a hash).
+#[derive(Debug, Clone)]
+pub struct AdminToken {
+    pub id: String,
+    pub name: String,
+    pub token_hash: TokenHash,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// An RFC 7591 initial access token (stored as a hash).
+#[derive(Debug, Clone)]
+pub struct InitialAccessToken {
+    pub id: String,
+    pub token_hash: TokenHash,
+    /// The scopes a client registered with it may be given.
+    pub scope: Scope,
+    /// Registrations left; `None` for unlimited.
+    pub uses_left: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
 }
 
 impl Client {
@@ -267,6 +361,10 @@ pub trait ClientStore: Send + Sync {
     async fn delete_client(&self, id: &str) -> StoreResult<bool>;
     /// Replace the secret hash. Returns whether the client exists.
     async fn set_client_secret(&self, id: &str, secret_hash: &TokenHash) -> StoreResult<bool>;
+    /// Replace every field of the client but `id` and `created_at`. Returns whether it exists.
+    async fn update_client(&self, client: &Client) -> StoreResult<bool>;
+    /// Clients ordered by id, after `after` (exclusive), at most `limit`.
+    async fn list_clients_page(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Client>>;
 }
 
 #[async_trait]
@@ -398,6 +496,41 @@ pub trait AccessTokenStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait AssertionStore: Send + Sync {
+    /// Record a client assertion's `jti` until `expires_at`. Returns `false` when the
+    /// same client used it before and it has not expired at `now` (a replay). Atomic.
+    async fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait AdminTokenStore: Send + Sync {
+    async fn create_admin_token(&self, token: &AdminToken) -> StoreResult<()>;
+    /// The unrevoked token with this hash.
+    async fn find_admin_token(&self, token_hash: &TokenHash) -> StoreResult<Option<AdminToken>>;
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>>;
+    /// Returns whether an unrevoked token was revoked.
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait InitialAccessTokenStore: Send + Sync {
+    async fn create_initial_access_token(&self, token: &InitialAccessToken) -> StoreResult<()>;
+    /// Use the token once, atomically: it must be unexpired with uses left; its use
+    /// count goes down by one. `None` when it cannot be used.
+    async fn use_initial_access_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> StoreResult<Option<InitialAccessToken>>;
+}
+
+#[async_trait]
 pub trait RevocationFeedStore: Send + Sync {
     /// Feed entries with `seq > cursor`, oldest first, at most `limit`.
     async fn revocations_after(&self, cursor: i64, limit: u32) -> StoreResult<Vec<Revocation>>;
@@ -424,6 +557,9 @@ pub trait Store:
     + AccessTokenStore
     + RevocationFeedStore
     + AuditStore
+    + AssertionStore
+    + AdminTokenStore
+    + InitialAccessTokenStore
     + Send
     + Sync
 {
@@ -441,6 +577,9 @@ impl<T> Store for T where
         + AccessTokenStore
         + RevocationFeedStore
         + AuditStore
+        + AssertionStore
+        + AdminTokenStore
+        + InitialAccessTokenStore
         + Send
         + Sync
 {

@@ -92,7 +92,104 @@ fn client_from(row: &SqliteRow) -> anyhow::Result<Client> {
         token_format: TokenFormat::parse(&format)
             .ok_or_else(|| anyhow::anyhow!("stored token format {format}"))?,
         created_at: row.try_get("created_at")?,
+        auth_method: {
+            let m: String = row.try_get("token_endpoint_auth_method")?;
+            AuthMethod::parse(&m).ok_or_else(|| anyhow::anyhow!("stored auth method {m}"))?
+        },
+        metadata: ClientMetadata {
+            jwks: row
+                .try_get::<Option<String>, _>("jwks")?
+                .map(|j| serde_json::from_str(&j))
+                .transpose()?,
+            jwks_uri: row.try_get("jwks_uri")?,
+            client_uri: row.try_get("client_uri")?,
+            logo_uri: row.try_get("logo_uri")?,
+            policy_uri: row.try_get("policy_uri")?,
+            tos_uri: row.try_get("tos_uri")?,
+            contacts: serde_json::from_str(&row.try_get::<String, _>("contacts")?)?,
+            software_id: row.try_get("software_id")?,
+            software_version: row.try_get("software_version")?,
+        },
+        dynamic: row.try_get("dynamic")?,
+        registration_token_hash: optional_hash(row, "registration_token_hash")?,
+        previous_secret: match (
+            optional_hash(row, "previous_secret_hash")?,
+            row.try_get::<Option<i64>, _>("previous_secret_expires_at")?,
+        ) {
+            (Some(h), Some(until)) => Some((h, until)),
+            _ => None,
+        },
+        secret_sealed: row.try_get("secret_sealed")?,
+        updated_at: row.try_get("updated_at")?,
     })
+}
+
+fn optional_hash(row: &SqliteRow, col: &str) -> anyhow::Result<Option<TokenHash>> {
+    let bytes: Option<Vec<u8>> = row.try_get(col)?;
+    bytes
+        .map(|b| {
+            b.try_into()
+                .map_err(|_| anyhow::anyhow!("column {col} does not hold a 32-byte hash"))
+        })
+        .transpose()
+}
+
+/// The client columns every write sets, in the order [`bind_client`] binds them.
+const CLIENT_COLUMNS: [&str; 23] = [
+    "name",
+    "secret_hash",
+    "redirect_uris",
+    "scope",
+    "required_scope",
+    "grant_types",
+    "token_format",
+    "token_endpoint_auth_method",
+    "jwks",
+    "jwks_uri",
+    "client_uri",
+    "logo_uri",
+    "policy_uri",
+    "tos_uri",
+    "contacts",
+    "software_id",
+    "software_version",
+    "dynamic",
+    "registration_token_hash",
+    "previous_secret_hash",
+    "previous_secret_expires_at",
+    "secret_sealed",
+    "updated_at",
+];
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+fn bind_client<'q>(q: SqliteQuery<'q>, c: &'q Client) -> anyhow::Result<SqliteQuery<'q>> {
+    let uris: Vec<&str> = c.redirect_uris.iter().map(RedirectUri::as_str).collect();
+    let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+    let m = &c.metadata;
+    Ok(q.bind(&c.name)
+        .bind(c.secret_hash.map(|h| h.to_vec()))
+        .bind(serde_json::to_string(&uris)?)
+        .bind(c.scope.to_string())
+        .bind(c.required_scope.to_string())
+        .bind(grants.join(" "))
+        .bind(c.token_format.as_str())
+        .bind(c.auth_method.as_str())
+        .bind(m.jwks.as_ref().map(|j| j.to_string()))
+        .bind(&m.jwks_uri)
+        .bind(&m.client_uri)
+        .bind(&m.logo_uri)
+        .bind(&m.policy_uri)
+        .bind(&m.tos_uri)
+        .bind(serde_json::to_string(&m.contacts)?)
+        .bind(&m.software_id)
+        .bind(&m.software_version)
+        .bind(c.dynamic)
+        .bind(c.registration_token_hash.map(|h| h.to_vec()))
+        .bind(c.previous_secret.map(|(h, _)| h.to_vec()))
+        .bind(c.previous_secret.map(|(_, until)| until))
+        .bind(&c.secret_sealed)
+        .bind(c.updated_at))
 }
 
 fn user_from(row: &SqliteRow) -> anyhow::Result<User> {
@@ -186,24 +283,39 @@ impl ScopeStore for SqliteStore {
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn create_client(&self, c: &Client) -> StoreResult<()> {
-        let uris: Vec<&str> = c.redirect_uris.iter().map(RedirectUri::as_str).collect();
-        let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, redirect_uris, scope, required_scope, grant_types, token_format, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&c.id)
-        .bind(&c.name)
-        .bind(c.secret_hash.map(|h| h.to_vec()))
-        .bind(serde_json::to_string(&uris)?)
-        .bind(c.scope.to_string())
-        .bind(c.required_scope.to_string())
-        .bind(grants.join(" "))
-        .bind(c.token_format.as_str())
-        .bind(c.created_at)
-        .execute(&self.pool)
-        .await?;
+        let sql = format!(
+            "INSERT INTO clients ({}, id, created_at) VALUES ({}?, ?)",
+            CLIENT_COLUMNS.join(", "),
+            "?, ".repeat(CLIENT_COLUMNS.len())
+        );
+        bind_client(sqlx::query(&sql), c)?
+            .bind(&c.id)
+            .bind(c.created_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
+    }
+
+    async fn update_client(&self, c: &Client) -> StoreResult<bool> {
+        let sets: Vec<String> = CLIENT_COLUMNS
+            .iter()
+            .map(|col| format!("{col} = ?"))
+            .collect();
+        let sql = format!("UPDATE clients SET {} WHERE id = ?", sets.join(", "));
+        let done = bind_client(sqlx::query(&sql), c)?
+            .bind(&c.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_clients_page(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Client>> {
+        let rows = sqlx::query("SELECT * FROM clients WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(client_from).collect()
     }
 
     async fn get_client(&self, id: &str) -> StoreResult<Option<Client>> {
@@ -835,5 +947,135 @@ impl AuditStore for SqliteStore {
                 })
             })
             .collect()
+    }
+}
+
+#[async_trait]
+impl AssertionStore for SqliteStore {
+    async fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM client_assertion_jtis WHERE client_id = ? AND jti = ? AND expires_at <= ?",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES (?, ?, ?)
+             ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+fn admin_token_from(r: &SqliteRow) -> anyhow::Result<AdminToken> {
+    Ok(AdminToken {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        token_hash: hash_from(r, "token_hash")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+#[async_trait]
+impl AdminTokenStore for SqliteStore {
+    async fn create_admin_token(&self, t: &AdminToken) -> StoreResult<()> {
+        sqlx::query("INSERT INTO admin_tokens (id, name, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(t.token_hash.to_vec())
+            .bind(t.created_at)
+            .bind(t.revoked_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_admin_token(&self, token_hash: &TokenHash) -> StoreResult<Option<AdminToken>> {
+        let row =
+            sqlx::query("SELECT * FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL")
+                .bind(token_hash.to_vec())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(admin_token_from).transpose()
+    }
+
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>> {
+        let rows = sqlx::query("SELECT * FROM admin_tokens ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(admin_token_from).collect()
+    }
+
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl InitialAccessTokenStore for SqliteStore {
+    async fn create_initial_access_token(&self, t: &InitialAccessToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO initial_access_tokens (id, token_hash, scope, uses_left, expires_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id)
+        .bind(t.token_hash.to_vec())
+        .bind(t.scope.to_string())
+        .bind(t.uses_left)
+        .bind(t.expires_at)
+        .bind(t.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn use_initial_access_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> StoreResult<Option<InitialAccessToken>> {
+        let row = sqlx::query(
+            "UPDATE initial_access_tokens SET uses_left = uses_left - 1
+             WHERE token_hash = ? AND (uses_left IS NULL OR uses_left > 0) AND (expires_at IS NULL OR expires_at > ?)
+             RETURNING *",
+        )
+        .bind(token_hash.to_vec())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(InitialAccessToken {
+                id: r.try_get("id")?,
+                token_hash: hash_from(&r, "token_hash")?,
+                scope: scope_from(&r, "scope")?,
+                uses_left: r.try_get("uses_left")?,
+                expires_at: r.try_get("expires_at")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
     }
 }

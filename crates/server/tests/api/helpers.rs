@@ -246,6 +246,7 @@ impl TestApp {
                 public,
                 grant_types: grants.to_vec(),
                 token_format: format,
+                ..NewClient::named("")
             },
             self.now(),
         )

@@ -98,6 +98,7 @@ async fn refusing_a_required_scope_denies_the_request() {
             public: false,
             grant_types: vec![GrantType::AuthorizationCode],
             token_format: TokenFormat::Jwt,
+            ..NewClient::named("")
         },
         app.now(),
     )

@@ -60,6 +60,7 @@ async fn start() -> Walkthrough {
             public: false,
             grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             token_format: TokenFormat::Jwt,
+            ..NewClient::named("")
         },
         app.now(),
     )
@@ -75,6 +76,7 @@ async fn start() -> Walkthrough {
             public: false,
             grant_types: vec![GrantType::ClientCredentials],
             token_format: TokenFormat::Jwt,
+            ..NewClient::named("")
         },
         app.now(),
     )
