@@ -2,6 +2,7 @@
 
 mod admin;
 mod demo;
+mod registration;
 
 mod serve;
 
@@ -61,6 +62,9 @@ enum Command {
     /// The audit trail: grants, refreshes, revocations, failed logins
     #[command(subcommand)]
     Audit(admin::AuditCommand),
+    /// Initial access tokens for dynamic client registration (RFC 7591)
+    #[command(subcommand)]
+    InitialAccessToken(registration::InitialAccessTokenCommand),
     /// Run the bank walkthrough: authorization server, demo bank and demo reports app
     Demo(demo::DemoArgs),
 }
@@ -95,6 +99,9 @@ fn main() -> std::process::ExitCode {
             Command::Scope(cmd) => admin::scope(cli.global.load(Overrides::default())?, cmd).await,
             Command::Grant(cmd) => admin::grant(cli.global.load(Overrides::default())?, cmd).await,
             Command::Audit(cmd) => admin::audit(cli.global.load(Overrides::default())?, cmd).await,
+            Command::InitialAccessToken(cmd) => {
+                registration::run(cli.global.load(Overrides::default())?, cmd).await
+            }
             Command::Demo(args) => demo::run(cli.global.data_dir.clone(), args).await,
         }
     });

@@ -26,6 +26,9 @@ pub struct AuthorizationServerMetadata {
     /// Tessera's revocation feed: Server-Sent Events of revoked grants and tokens for
     /// resource servers (authenticated with client credentials).
     pub tessera_revocation_feed_endpoint: String,
+    /// RFC 7591 §3, unless registration is closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
 }
 
 /// One public JSON Web Key.

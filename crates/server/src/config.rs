@@ -31,6 +31,8 @@ pub struct Config {
     pub sessions: SessionConfig,
     /// Scopes to create (or update) at start, with the descriptions shown on the consent page.
     pub scopes: Vec<ScopeConfig>,
+    /// Dynamic client registration (RFC 7591).
+    pub registration: RegistrationConfig,
     /// Log filter in `tracing` syntax. Default `info`.
     pub log: String,
 }
@@ -83,6 +85,32 @@ pub struct SessionConfig {
     pub ttl: Duration,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// Who may register clients at the registration endpoint: `closed` (administrators
+    /// only, through the CLI or admin API), `initial_access_token` (the default: a token
+    /// from `tessera initial-access-token create` is required), or `open`.
+    pub policy: RegistrationPolicy,
+    /// With the `open` policy, the scopes a dynamically registered client may get.
+    /// Default: none.
+    pub open_scope: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationPolicy {
+    Closed,
+    InitialAccessToken,
+    Open,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self { policy: RegistrationPolicy::InitialAccessToken, open_scope: String::new() }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeConfig {
@@ -100,6 +128,7 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             sessions: SessionConfig::default(),
             scopes: Vec::new(),
+            registration: RegistrationConfig::default(),
             log: "info".into(),
         }
     }
@@ -176,6 +205,9 @@ impl Config {
                     s.name
                 );
             }
+        }
+        if tessera_protocol::Scope::parse(&self.registration.open_scope).is_err() {
+            anyhow::bail!("registration.open_scope is not a valid scope list");
         }
         if self.tokens.access_token_ttl.is_zero() || self.tokens.code_ttl.is_zero() {
             anyhow::bail!("token lifetimes must be positive");

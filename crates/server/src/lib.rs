@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod error;
 pub mod grants;
 pub mod pages;
+pub mod registration;
 pub mod revocation;
 pub mod session;
 pub mod state;
@@ -53,6 +54,11 @@ pub fn app(state: AppState) -> Router {
         .route("/revoke", post(revoke::revoke))
         .route("/introspect", post(introspect::introspect))
         .route("/revocation-feed", get(feed::feed))
+        .route("/register", post(register::register))
+        .route(
+            "/register/{client_id}",
+            get(register::read).put(register::update).delete(register::delete),
+        )
         .route(
             "/account",
             get(|| async { axum::response::Redirect::to("/account/apps") }),

@@ -160,16 +160,29 @@ pub async fn decide(
         .collect();
     let csrf = csrf(state, headers);
     cookies.extend(csrf.set_cookie);
+    let meta = &req.client.metadata;
+    // The logo is shown only from an https (or loopback) URL, and the CSP admits that
+    // one origin for images and nothing more.
+    let logo = meta.logo_uri.as_deref().and_then(|u| url::Url::parse(u).ok()).filter(|u| {
+        u.scheme() == "https" || (u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost")))
+    });
+    let logo_origin = logo.as_ref().map(|u| u.origin().ascii_serialization());
     let page = ConsentPage {
         issuer: &state.config.issuer,
         client_name: &req.client.name,
+        client_uri: meta.client_uri.as_deref(),
+        logo_uri: logo.as_ref().map(|u| u.as_str()),
+        policy_uri: meta.policy_uri.as_deref(),
+        tos_uri: meta.tos_uri.as_deref(),
+        unverified: req.client.dynamic,
         username: &user.username,
         scopes,
         durations: &DURATIONS,
         request: &req.raw,
         csrf: &csrf.token,
     };
-    pages::render(StatusCode::OK, &page, &cookies)
+    let csp = pages::csp_with_image_origin(logo_origin.as_deref());
+    pages::render_with_csp(StatusCode::OK, &page, &cookies, &csp)
 }
 
 /// What the person allowed: the scopes and how long.

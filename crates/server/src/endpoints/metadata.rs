@@ -46,6 +46,8 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         access_token_signing_alg_values_supported: vec![state.keys.alg().as_str().to_owned()],
         prompt_values_supported: strings(&["none", "login", "consent"]),
         tessera_revocation_feed_endpoint: c.endpoint("/revocation-feed"),
+        registration_endpoint: (c.registration.policy != crate::config::RegistrationPolicy::Closed)
+            .then(|| c.endpoint("/register")),
     };
     Json(doc).into_response()
 }

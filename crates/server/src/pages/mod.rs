@@ -32,6 +32,13 @@ pub struct ScopeView {
 pub struct ConsentPage<'a> {
     pub issuer: &'a str,
     pub client_name: &'a str,
+    /// The client's registered links and logo (attacker-controlled for dynamic clients).
+    pub client_uri: Option<&'a str>,
+    pub logo_uri: Option<&'a str>,
+    pub policy_uri: Option<&'a str>,
+    pub tos_uri: Option<&'a str>,
+    /// Registered through RFC 7591: nobody at the bank reviewed it.
+    pub unverified: bool,
     pub username: &'a str,
     pub scopes: Vec<ScopeView>,
     /// Lifetimes offered: form value, label, seconds.
@@ -94,8 +101,22 @@ pub const STYLESHEET: &str = include_str!("../../templates/tessera.css");
 pub const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
+/// The CSP of a page that shows an image from `origin` (a client's logo): that one
+/// origin is added to `img-src`, nothing else.
+pub fn csp_with_image_origin(origin: Option<&str>) -> String {
+    match origin {
+        Some(o) => CSP.replace("img-src 'self'", &format!("img-src 'self' {o}")),
+        None => CSP.to_owned(),
+    }
+}
+
 /// Render a page with the security headers and optional cookies.
 pub fn render(status: StatusCode, page: &impl Template, cookies: &[HeaderValue]) -> Response {
+    render_with_csp(status, page, cookies, CSP)
+}
+
+/// [`render`] with a specific Content-Security-Policy.
+pub fn render_with_csp(status: StatusCode, page: &impl Template, cookies: &[HeaderValue], csp: &str) -> Response {
     let body = match page.render() {
         Ok(html) => html,
         Err(e) => {
@@ -108,7 +129,7 @@ pub fn render(status: StatusCode, page: &impl Template, cookies: &[HeaderValue])
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_str(csp).unwrap_or_else(|_| HeaderValue::from_static(CSP)),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(

@@ -521,6 +521,9 @@ pub trait AdminTokenStore: Send + Sync {
 #[async_trait]
 pub trait InitialAccessTokenStore: Send + Sync {
     async fn create_initial_access_token(&self, token: &InitialAccessToken) -> StoreResult<()>;
+    /// The token with this hash if it is unexpired with uses left (not using it).
+    async fn find_initial_access_token(&self, token_hash: &TokenHash, now: i64)
+        -> StoreResult<Option<InitialAccessToken>>;
     /// Use the token once, atomically: it must be unexpired with uses left; its use
     /// count goes down by one. `None` when it cannot be used.
     async fn use_initial_access_token(

@@ -1052,6 +1052,18 @@ impl InitialAccessTokenStore for SqliteStore {
         Ok(())
     }
 
+    async fn find_initial_access_token(&self, token_hash: &TokenHash, now: i64) -> StoreResult<Option<InitialAccessToken>> {
+        let row = sqlx::query(
+            "SELECT * FROM initial_access_tokens
+             WHERE token_hash = ? AND (uses_left IS NULL OR uses_left > 0) AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(token_hash.to_vec())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(iat_from).transpose()
+    }
+
     async fn use_initial_access_token(
         &self,
         token_hash: &TokenHash,
@@ -1066,16 +1078,17 @@ impl InitialAccessTokenStore for SqliteStore {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(InitialAccessToken {
-                id: r.try_get("id")?,
-                token_hash: hash_from(&r, "token_hash")?,
-                scope: scope_from(&r, "scope")?,
-                uses_left: r.try_get("uses_left")?,
-                expires_at: r.try_get("expires_at")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(iat_from).transpose()
     }
+}
+
+fn iat_from(r: &SqliteRow) -> anyhow::Result<InitialAccessToken> {
+    Ok(InitialAccessToken {
+        id: r.try_get("id")?,
+        token_hash: hash_from(r, "token_hash")?,
+        scope: scope_from(r, "scope")?,
+        uses_left: r.try_get("uses_left")?,
+        expires_at: r.try_get("expires_at")?,
+        created_at: r.try_get("created_at")?,
+    })
 }

@@ -14,6 +14,7 @@ mod login_consent;
 mod metadata;
 mod partial_consent;
 mod refresh;
+mod registration;
 mod revocation;
 mod revocation_feed;
 mod revocation_latency;
