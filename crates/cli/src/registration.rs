@@ -39,14 +39,7 @@ pub async fn run(config: Config, cmd: InitialAccessTokenCommand) -> anyhow::Resu
     } = cmd;
     let scope = Scope::parse(&scope).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = open_store(&config).await?;
-    let catalog = store.list_scopes().await?;
-    let unknown: Vec<&str> = scope
-        .iter()
-        .filter(|s| !catalog.iter().any(|c| c.name == *s))
-        .collect();
-    if !unknown.is_empty() {
-        anyhow::bail!("unknown scope(s): {}", unknown.join(" "));
-    }
+    tessera_server::admin::check_scopes_exist(store.as_ref(), &scope).await?;
     if uses == Some(0) {
         anyhow::bail!("--uses must be at least 1");
     }

@@ -93,17 +93,7 @@ pub async fn create_client(
         bail!("the authorization_code grant needs at least one --redirect-uri");
     }
     let scope = Scope::parse(&new.scope).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let catalog = store.list_scopes().await?;
-    let unknown: Vec<&str> = scope
-        .iter()
-        .filter(|s| !catalog.iter().any(|c| c.name == *s))
-        .collect();
-    if !unknown.is_empty() {
-        bail!(
-            "unknown scope(s): {}; create them first with `tessera scope create`",
-            unknown.join(" ")
-        );
-    }
+    check_scopes_exist(store, &scope).await?;
     let required_scope = Scope::parse(&new.required_scope).map_err(|e| anyhow::anyhow!("{e}"))?;
     if !required_scope.is_subset_of(&scope) {
         bail!("every required scope must also be among the client's scopes");
@@ -217,4 +207,20 @@ pub async fn create_scope(store: &dyn Store, name: &str, description: &str) -> a
             description: description.to_owned(),
         })
         .await
+}
+
+/// Every scope must be in the catalog.
+pub async fn check_scopes_exist(store: &dyn Store, scope: &Scope) -> anyhow::Result<()> {
+    let catalog = store.list_scopes().await?;
+    let unknown: Vec<&str> = scope
+        .iter()
+        .filter(|s| !catalog.iter().any(|c| c.name == *s))
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "unknown scope(s): {}; create them first with `tessera scope create`",
+            unknown.join(" ")
+        );
+    }
+    Ok(())
 }

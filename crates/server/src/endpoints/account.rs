@@ -9,11 +9,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use tessera_protocol::{Form, Scope};
 
+use super::authorize::render_login;
 use super::login::CSRF_FAILED;
 use crate::crypto::hash_secret;
-use crate::pages::{
-    self, format_time, AccountPage, AppView, HistoryView, LoginPage, MessagePage, ScopeView,
-};
+use crate::pages::{self, format_time, AccountPage, AppView, HistoryView, MessagePage, ScopeView};
 use crate::revocation::revoke_app;
 use crate::session::{cookie, csrf, csrf_ok, current_user, SESSION_COOKIE};
 use crate::state::AppState;
@@ -38,21 +37,7 @@ pub fn standalone_login(
     username: &str,
     error: Option<&str>,
 ) -> Response {
-    let csrf = csrf(state, headers);
-    let page = LoginPage {
-        issuer: &state.config.issuer,
-        client_name: None,
-        request: "",
-        csrf: &csrf.token,
-        username,
-        error,
-    };
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
-    };
-    pages::render(status, &page, csrf.set_cookie.as_slice())
+    render_login(state, headers, None, "", username, error)
 }
 
 /// `GET /account/apps`.

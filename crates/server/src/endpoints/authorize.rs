@@ -92,11 +92,31 @@ pub fn login_page(
     username: &str,
     error: Option<&str>,
 ) -> Response {
+    render_login(
+        state,
+        headers,
+        Some(&req.client.name),
+        &req.raw,
+        username,
+        error,
+    )
+}
+
+/// The login form: for an authorization request (`client_name` and its `request`), or
+/// for the account pages (neither). 401 after a failed attempt.
+pub fn render_login(
+    state: &AppState,
+    headers: &HeaderMap,
+    client_name: Option<&str>,
+    request: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
     let csrf = csrf(state, headers);
     let page = LoginPage {
         issuer: &state.config.issuer,
-        client_name: Some(&req.client.name),
-        request: &req.raw,
+        client_name,
+        request,
         csrf: &csrf.token,
         username,
         error,
@@ -163,9 +183,15 @@ pub async fn decide(
     let meta = &req.client.metadata;
     // The logo is shown only from an https (or loopback) URL, and the CSP admits that
     // one origin for images and nothing more.
-    let logo = meta.logo_uri.as_deref().and_then(|u| url::Url::parse(u).ok()).filter(|u| {
-        u.scheme() == "https" || (u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost")))
-    });
+    let logo = meta
+        .logo_uri
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .filter(|u| {
+            u.scheme() == "https"
+                || (u.scheme() == "http"
+                    && matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost")))
+        });
     let logo_origin = logo.as_ref().map(|u| u.origin().ascii_serialization());
     let page = ConsentPage {
         issuer: &state.config.issuer,
