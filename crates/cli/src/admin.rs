@@ -11,8 +11,10 @@ use tessera_server::admin::{self, NewClient};
 use tessera_server::clock::{Clock, SystemClock};
 use tessera_server::config::Config;
 use tessera_server::revocation;
-use tessera_server::state::open_store;
-use tessera_server::store::{Actor, AuditFilter, Client, Store, TokenFormat};
+use tessera_server::state::{open_sealer, open_store};
+use tessera_server::store::{
+    Actor, AuditFilter, AuthMethod, Client, ClientMetadata, Store, TokenFormat,
+};
 use tessera_server::AppState;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -31,6 +33,33 @@ impl From<GrantArg> for GrantType {
             GrantArg::AuthorizationCode => GrantType::AuthorizationCode,
             GrantArg::RefreshToken => GrantType::RefreshToken,
             GrantArg::ClientCredentials => GrantType::ClientCredentials,
+        }
+    }
+}
+
+/// How the client authenticates at the token endpoint (RFC 7591 §2).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AuthMethodArg {
+    #[value(name = "client_secret_basic")]
+    ClientSecretBasic,
+    #[value(name = "client_secret_post")]
+    ClientSecretPost,
+    #[value(name = "client_secret_jwt")]
+    ClientSecretJwt,
+    #[value(name = "private_key_jwt")]
+    PrivateKeyJwt,
+    #[value(name = "none")]
+    None,
+}
+
+impl From<AuthMethodArg> for AuthMethod {
+    fn from(m: AuthMethodArg) -> Self {
+        match m {
+            AuthMethodArg::ClientSecretBasic => AuthMethod::ClientSecretBasic,
+            AuthMethodArg::ClientSecretPost => AuthMethod::ClientSecretPost,
+            AuthMethodArg::ClientSecretJwt => AuthMethod::ClientSecretJwt,
+            AuthMethodArg::PrivateKeyJwt => AuthMethod::PrivateKeyJwt,
+            AuthMethodArg::None => AuthMethod::None,
         }
     }
 }
@@ -67,7 +96,16 @@ pub enum ClientCommand {
         /// Access token format
         #[arg(long, value_enum, default_value = "jwt")]
         token_format: FormatArg,
-        /// Print {"client_id": ..., "client_secret": ...}
+        /// How the client authenticates [default: client_secret_basic, or none with --public]
+        #[arg(long, value_enum)]
+        auth_method: Option<AuthMethodArg>,
+        /// Where the client publishes its public keys (private_key_jwt): https, or http on loopback
+        #[arg(long, conflicts_with = "jwks_file")]
+        jwks_uri: Option<String>,
+        /// A JWK Set JSON file with the client's public keys (private_key_jwt)
+        #[arg(long)]
+        jwks_file: Option<std::path::PathBuf>,
+        /// Print {"client_id": ..., "client_secret": ...} (client_secret is null without a secret)
         #[arg(long)]
         json: bool,
     },
@@ -186,9 +224,23 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
             public,
             grant_types,
             token_format,
+            auth_method,
+            jwks_uri,
+            jwks_file,
             json,
         } => {
-            let created = admin::create_client(
+            let jwks = match jwks_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    Some(
+                        serde_json::from_str(&text)
+                            .with_context(|| format!("{} is not JSON", path.display()))?,
+                    )
+                }
+                None => None,
+            };
+            let created = admin::create_client_sealed(
                 store.as_ref(),
                 NewClient {
                     name,
@@ -201,8 +253,15 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
                         FormatArg::Jwt => TokenFormat::Jwt,
                         FormatArg::Opaque => TokenFormat::Opaque,
                     },
+                    auth_method: auth_method.map(Into::into),
+                    metadata: ClientMetadata {
+                        jwks,
+                        jwks_uri,
+                        ..ClientMetadata::default()
+                    },
                     ..NewClient::named("")
                 },
+                &open_sealer(&config)?,
                 SystemClock.now(),
             )
             .await?;
@@ -217,7 +276,10 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
                         println!("client_secret: {s}");
                         println!("Store the secret now: it is not shown again.");
                     }
-                    None => println!("(public client: no secret)"),
+                    None if created.client.is_public() => println!("(public client: no secret)"),
+                    None => {
+                        println!("(private_key_jwt: no secret; the client signs with its keys)")
+                    }
                 }
             }
         }
@@ -284,7 +346,14 @@ pub async fn client(config: Config, cmd: ClientCommand) -> anyhow::Result<()> {
             println!("deleted client {client_id}");
         }
         ClientCommand::RotateSecret { client_id, json } => {
-            let secret = admin::rotate_client_secret(store.as_ref(), &client_id).await?;
+            let secret = admin::rotate_client_secret_sealed(
+                store.as_ref(),
+                &client_id,
+                None,
+                &open_sealer(&config)?,
+                SystemClock.now(),
+            )
+            .await?;
             if json {
                 print_json(&json!({ "client_id": client_id, "client_secret": secret }))?;
             } else {

@@ -1,6 +1,7 @@
 //! The `tessera` command: serve the authorization server and administer it.
 
 mod admin;
+mod admin_api;
 mod demo;
 mod registration;
 
@@ -65,6 +66,9 @@ enum Command {
     /// Initial access tokens for dynamic client registration (RFC 7591)
     #[command(subcommand)]
     InitialAccessToken(registration::InitialAccessTokenCommand),
+    /// Tokens for the admin REST API (/admin/)
+    #[command(subcommand)]
+    AdminToken(admin_api::AdminTokenCommand),
     /// Run the bank walkthrough: authorization server, demo bank and demo reports app
     Demo(demo::DemoArgs),
 }
@@ -101,6 +105,9 @@ fn main() -> std::process::ExitCode {
             Command::Audit(cmd) => admin::audit(cli.global.load(Overrides::default())?, cmd).await,
             Command::InitialAccessToken(cmd) => {
                 registration::run(cli.global.load(Overrides::default())?, cmd).await
+            }
+            Command::AdminToken(cmd) => {
+                admin_api::run(cli.global.load(Overrides::default())?, cmd).await
             }
             Command::Demo(args) => demo::run(cli.global.data_dir.clone(), args).await,
         }

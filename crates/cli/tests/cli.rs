@@ -985,3 +985,92 @@ fn grants_and_audit_from_the_command_line() {
         "{help}"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Admin API tokens
+
+#[tokio::test]
+async fn admin_tokens_are_created_listed_and_revoked() {
+    let env = Env::new();
+    let created = env
+        .run(&["admin-token", "create", "--name", "deploy", "--json"])
+        .assert_ok()
+        .json();
+    let id = created["id"].as_str().expect("id").to_owned();
+    let token = created["token"].as_str().expect("token").to_owned();
+    assert_eq!(token.len(), 43, "256 bits, BASE64URL: {token}");
+    let plain = env
+        .run(&["admin-token", "create", "--name", "laptop"])
+        .assert_ok()
+        .stdout
+        .clone();
+    assert!(
+        plain.contains("token: ") && plain.contains("not shown again"),
+        "{plain}"
+    );
+    env.run(&["admin-token", "create", "--name", ""])
+        .assert_fails();
+
+    let list = env
+        .run(&["admin-token", "list", "--json"])
+        .assert_ok()
+        .json();
+    let mut names: Vec<&str> = list
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["deploy", "laptop"]);
+    assert!(
+        !list.to_string().contains(&token),
+        "the list never shows a token"
+    );
+    let by_name = |list: &Value, name: &str| -> Value {
+        list.as_array()
+            .expect("an array")
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .expect("listed")
+    };
+    assert_eq!(by_name(&list, "deploy")["id"], id.as_str());
+    assert!(by_name(&list, "deploy")["revoked_at"].is_null());
+    let text = env.run(&["admin-token", "list"]).assert_ok().stdout.clone();
+    assert!(text.contains(&id) && text.contains("active"), "{text}");
+
+    // The server takes the token, and refuses it once revoked.
+    let server = Server::start(&env, &["--listen", "127.0.0.1:0"], &[]);
+    let clients = format!("{}/admin/clients", server.url);
+    let r = http()
+        .get(&clients)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("admin request");
+    assert_eq!(r.status(), 200);
+    env.run(&["admin-token", "revoke", &id]).assert_ok();
+    let r = http()
+        .get(&clients)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("admin request");
+    assert_eq!(r.status(), 401);
+    server.terminate();
+
+    let list = env
+        .run(&["admin-token", "list", "--json"])
+        .assert_ok()
+        .json();
+    assert!(by_name(&list, "deploy")["revoked_at"].is_i64(), "{list}");
+    assert!(by_name(&list, "laptop")["revoked_at"].is_null(), "{list}");
+    let again = env.run(&["admin-token", "revoke", &id]);
+    again.assert_fails();
+    assert!(
+        again.stderr.contains("no active admin token"),
+        "{}",
+        again.stderr
+    );
+}

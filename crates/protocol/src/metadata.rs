@@ -17,6 +17,11 @@ pub struct AuthorizationServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 8414 §2: the JWS algorithms accepted in `private_key_jwt` and
+    /// `client_secret_jwt` assertions, at each endpoint that authenticates clients.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub code_challenge_methods_supported: Vec<String>,
     /// RFC 9207 §3.
     pub authorization_response_iss_parameter_supported: bool,

@@ -107,7 +107,10 @@ pub enum RegistrationPolicy {
 
 impl Default for RegistrationConfig {
     fn default() -> Self {
-        Self { policy: RegistrationPolicy::InitialAccessToken, open_scope: String::new() }
+        Self {
+            policy: RegistrationPolicy::InitialAccessToken,
+            open_scope: String::new(),
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod grants;
 pub mod pages;
 pub mod registration;
 pub mod revocation;
+pub mod seal;
 pub mod session;
 pub mod state;
 pub mod store;
@@ -57,7 +58,9 @@ pub fn app(state: AppState) -> Router {
         .route("/register", post(register::register))
         .route(
             "/register/{client_id}",
-            get(register::read).put(register::update).delete(register::delete),
+            get(register::read)
+                .put(register::update)
+                .delete(register::delete),
         )
         .route(
             "/account",
@@ -68,6 +71,10 @@ pub fn app(state: AppState) -> Router {
         .route("/account/logout", post(account::logout))
         .route("/assets/tessera.css", get(stylesheet))
         .route("/healthz", get(|| async { "ok" }))
+        .nest(
+            endpoints::admin::PREFIX,
+            endpoints::admin::router(state.clone()),
+        )
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::client_auth::jwks_uri::JwksUriCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::seal::Sealer;
 use crate::store::{ScopeEntry, SqliteStore, Store};
 use crate::tokens::Keys;
 
@@ -19,15 +21,20 @@ pub struct AppState {
     pub feed: Arc<tokio::sync::watch::Sender<()>>,
     /// Set when the server is shutting down, so that endless responses (the feed) end.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Seals the secrets of `client_secret_jwt` clients (see [`crate::seal`]).
+    pub sealer: Arc<Sealer>,
+    /// Keys fetched from clients' `jwks_uri`, for `private_key_jwt`.
+    pub client_jwks: Arc<JwksUriCache>,
 }
 
 impl AppState {
     /// Open everything the server needs: the database (running migrations), the
-    /// configured scopes, and the signing keys under `<data_dir>/keys`.
+    /// configured scopes, and the signing and secret-sealing keys under `<data_dir>/keys`.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
         let keys =
             Keys::load_or_generate(&config.data_dir.join("keys"), config.tokens.signing_alg)?;
+        let sealer = open_sealer(&config)?;
         Ok(Self {
             store,
             keys: Arc::new(keys),
@@ -35,6 +42,8 @@ impl AppState {
             config: Arc::new(config),
             feed: Arc::new(tokio::sync::watch::Sender::new(())),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            sealer: Arc::new(sealer),
+            client_jwks: Arc::new(JwksUriCache::new()?),
         })
     }
 
@@ -43,6 +52,12 @@ impl AppState {
         self.clock = clock;
         self
     }
+}
+
+/// Load (or generate on first use) the key sealing `client_secret_jwt` secrets,
+/// `<data_dir>/keys/secrets.key`.
+pub fn open_sealer(config: &Config) -> anyhow::Result<Sealer> {
+    Sealer::load_or_generate(&config.data_dir.join("keys"))
 }
 
 /// Open the configured database, run its migrations and apply the config's scopes.

@@ -9,7 +9,7 @@ use axum::Json;
 use tessera_protocol::IntrospectionResponse;
 
 use super::token::parse_form;
-use crate::client_auth::{authenticate, Method};
+use crate::client_auth::{authenticate_at, Method};
 use crate::error::{OAuthError, Result};
 use crate::state::AppState;
 use crate::tokens::lookup::{find, introspect as describe};
@@ -32,7 +32,7 @@ async fn handle(
     body: &[u8],
 ) -> Result<IntrospectionResponse> {
     let form = parse_form(headers, body)?;
-    let caller = authenticate(state, headers, &form).await?;
+    let caller = authenticate_at(state, headers, &form, "/introspect").await?;
     if caller.method == Method::None {
         return Err(OAuthError::InvalidClient(
             "introspection requires client authentication".into(),

@@ -8,7 +8,7 @@ use axum::Json;
 use tessera_protocol::metadata::AuthorizationServerMetadata;
 use tessera_protocol::GrantType;
 
-use crate::client_auth::METHODS;
+use crate::client_auth::{signing_algs, METHODS};
 use crate::error::OAuthError;
 use crate::state::AppState;
 
@@ -41,6 +41,9 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         token_endpoint_auth_methods_supported: strings(&METHODS),
         revocation_endpoint_auth_methods_supported: strings(&METHODS),
         introspection_endpoint_auth_methods_supported: authenticated,
+        token_endpoint_auth_signing_alg_values_supported: signing_algs(),
+        revocation_endpoint_auth_signing_alg_values_supported: signing_algs(),
+        introspection_endpoint_auth_signing_alg_values_supported: signing_algs(),
         code_challenge_methods_supported: strings(&["S256"]),
         authorization_response_iss_parameter_supported: true,
         access_token_signing_alg_values_supported: vec![state.keys.alg().as_str().to_owned()],

@@ -1,6 +1,7 @@
 //! One thin file per endpoint.
 
 pub mod account;
+pub mod admin;
 pub mod authorize;
 pub mod consent;
 pub mod feed;

@@ -129,7 +129,7 @@ async fn handle_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> 
     let new = request.into_new_client(&allowed, &catalog)?;
     consume(state, headers).await?;
     let now = state.clock.now();
-    let created = admin::create_client(state.store.as_ref(), new, now)
+    let created = admin::create_client_sealed(state.store.as_ref(), new, &state.sealer, now)
         .await
         .map_err(|e| RegistrationError::InvalidClientMetadata(format!("{e:#}")))?;
     let mut client = created.client;

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::token::parse_form;
-use crate::client_auth::authenticate;
+use crate::client_auth::authenticate_at;
 use crate::crypto::hash_secret;
 use crate::error::{OAuthError, Result};
 use crate::revocation::{revoke_grant, revoke_jti};
@@ -25,7 +25,9 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
 
 async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<()> {
     let form = parse_form(headers, body)?;
-    let client = authenticate(state, headers, &form).await?.client;
+    let client = authenticate_at(state, headers, &form, "/revoke")
+        .await?
+        .client;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;

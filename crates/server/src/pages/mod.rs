@@ -116,7 +116,12 @@ pub fn render(status: StatusCode, page: &impl Template, cookies: &[HeaderValue])
 }
 
 /// [`render`] with a specific Content-Security-Policy.
-pub fn render_with_csp(status: StatusCode, page: &impl Template, cookies: &[HeaderValue], csp: &str) -> Response {
+pub fn render_with_csp(
+    status: StatusCode,
+    page: &impl Template,
+    cookies: &[HeaderValue],
+    csp: &str,
+) -> Response {
     let body = match page.render() {
         Ok(html) => html,
         Err(e) => {

@@ -47,7 +47,7 @@ impl TokenFormat {
 pub struct Client {
     pub id: String,
     pub name: String,
-    /// SHA-256 of the secret; `None` for a public client.
+    /// SHA-256 of the secret; `None` for a client without one (public, `private_key_jwt`).
     pub secret_hash: Option<TokenHash>,
     pub redirect_uris: Vec<RedirectUri>,
     /// The scopes this client may be granted.
@@ -154,8 +154,10 @@ pub struct InitialAccessToken {
 }
 
 impl Client {
+    /// A public client does not authenticate (RFC 6749 §2.1). A `private_key_jwt`
+    /// client has no secret either, but is confidential.
     pub fn is_public(&self) -> bool {
-        self.secret_hash.is_none()
+        self.auth_method == AuthMethod::None
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
@@ -522,8 +524,11 @@ pub trait AdminTokenStore: Send + Sync {
 pub trait InitialAccessTokenStore: Send + Sync {
     async fn create_initial_access_token(&self, token: &InitialAccessToken) -> StoreResult<()>;
     /// The token with this hash if it is unexpired with uses left (not using it).
-    async fn find_initial_access_token(&self, token_hash: &TokenHash, now: i64)
-        -> StoreResult<Option<InitialAccessToken>>;
+    async fn find_initial_access_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> StoreResult<Option<InitialAccessToken>>;
     /// Use the token once, atomically: it must be unexpired with uses left; its use
     /// count goes down by one. `None` when it cannot be used.
     async fn use_initial_access_token(

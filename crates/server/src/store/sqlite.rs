@@ -1052,7 +1052,11 @@ impl InitialAccessTokenStore for SqliteStore {
         Ok(())
     }
 
-    async fn find_initial_access_token(&self, token_hash: &TokenHash, now: i64) -> StoreResult<Option<InitialAccessToken>> {
+    async fn find_initial_access_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> StoreResult<Option<InitialAccessToken>> {
         let row = sqlx::query(
             "SELECT * FROM initial_access_tokens
              WHERE token_hash = ? AND (uses_left IS NULL OR uses_left > 0) AND (expires_at IS NULL OR expires_at > ?)",

@@ -3,7 +3,9 @@
 
 mod helpers;
 
+mod admin_api;
 mod authorize;
+mod client_assertion;
 mod client_auth;
 mod client_credentials;
 mod code_grant;

@@ -40,12 +40,31 @@ async fn metadata_lists_what_is_supported() {
     );
     assert_eq!(
         m["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "client_secret_jwt",
+            "private_key_jwt",
+            "none"
+        ])
     );
     assert_eq!(
         m["introspection_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "client_secret_jwt",
+            "private_key_jwt"
+        ])
     );
+    // RFC 8414 §2: the JWS algorithms accepted in client assertions, per endpoint.
+    for endpoint in ["token", "revocation", "introspection"] {
+        assert_eq!(
+            m[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")],
+            serde_json::json!(["ES256", "EdDSA", "RS256", "PS256", "HS256"]),
+            "{endpoint}"
+        );
+    }
     assert_eq!(m["authorization_response_iss_parameter_supported"], true);
     assert_eq!(
         m["scopes_supported"],

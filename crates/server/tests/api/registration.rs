@@ -459,3 +459,50 @@ async fn read_update_delete_with_the_registration_access_token() {
     );
     assert!(app.state.store.get_client(&id).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn key_and_hmac_clients_register_with_the_right_credentials() {
+    let app = spawn_app().await;
+    app.standard().await;
+    let iat = initial_access_token(&app, "transactions:read", None, None).await;
+    let mut body = metadata();
+    body["token_endpoint_auth_method"] = json!("client_secret_jwt");
+    let reg: Value = register(&app, Some(&iat), &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reg["token_endpoint_auth_method"], "client_secret_jwt");
+    assert_eq!(
+        reg["client_secret"].as_str().unwrap().len(),
+        43,
+        "HS256 needs a shared secret"
+    );
+
+    let key = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let pair = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        key.as_ref(),
+    )
+    .unwrap();
+    use aws_lc_rs::signature::KeyPair;
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let point = pair.public_key().as_ref();
+    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "k1", "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65])});
+    let mut body = metadata();
+    body["token_endpoint_auth_method"] = json!("private_key_jwt");
+    body["jwks"] = json!({ "keys": [jwk] });
+    let r = register(&app, Some(&iat), &body).await;
+    assert_eq!(r.status(), 201);
+    let reg: Value = r.json().await.unwrap();
+    assert!(
+        reg.get("client_secret").is_none(),
+        "a key client gets no secret: {reg}"
+    );
+    assert_eq!(reg["jwks"]["keys"][0]["kid"], "k1");
+}

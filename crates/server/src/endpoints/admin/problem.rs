@@ -121,24 +121,25 @@ impl ApiError {
         }
     }
 
-    /// An error of a `tessera_server::admin` operation. Those refuse bad input with a
-    /// plain message (`bail!`), which the administrator should read; a duplicate key
-    /// is a conflict; anything else (a database failure) is internal.
+    /// An error of a [`crate::admin`] operation. Those refuse bad input with a message
+    /// (`bail!`, perhaps with context), which the administrator should read; a
+    /// duplicate key is a conflict; a failure of the database, a file or a task is
+    /// internal.
     pub fn refused(e: anyhow::Error) -> Self {
         let unique_violation = e.chain().any(|c| {
-            c.downcast_ref::<sqlx::Error>().is_some_and(|s| {
-                matches!(s, sqlx::Error::Database(d) if d.is_unique_violation())
-            })
+            c.downcast_ref::<sqlx::Error>()
+                .is_some_and(|s| matches!(s, sqlx::Error::Database(d) if d.is_unique_violation()))
         });
         if unique_violation {
             return Self::Conflict("it exists already".into());
         }
-        let plain_message = e.chain().count() == 1
-            && (e.downcast_ref::<String>().is_some() || e.downcast_ref::<&str>().is_some());
-        if plain_message {
-            Self::Invalid(e.to_string())
-        } else {
+        let system = e.chain().any(|c| {
+            c.is::<sqlx::Error>() || c.is::<std::io::Error>() || c.is::<tokio::task::JoinError>()
+        });
+        if system {
             Self::Internal(e)
+        } else {
+            Self::Invalid(format!("{e:#}"))
         }
     }
 }
@@ -225,4 +226,24 @@ pub async fn not_found() -> ApiError {
 /// A route asked with a method it does not have (axum adds the `Allow` header).
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    use super::ApiError;
+
+    #[test]
+    fn refused_input_is_a_400_and_failures_are_internal() {
+        let plain = ApiError::refused(anyhow::anyhow!("the client name must not be empty"));
+        assert!(matches!(plain, ApiError::Invalid(d) if d == "the client name must not be empty"));
+        let with_context: anyhow::Result<()> = Err(anyhow::anyhow!("no kty")).context("jwks");
+        let e = ApiError::refused(with_context.unwrap_err());
+        assert!(matches!(e, ApiError::Invalid(d) if d == "jwks: no kty"));
+        let database = anyhow::Error::from(sqlx::Error::PoolTimedOut).context("listing scopes");
+        assert!(matches!(ApiError::refused(database), ApiError::Internal(_)));
+        let file = anyhow::Error::from(std::io::Error::other("disk full"));
+        assert!(matches!(ApiError::refused(file), ApiError::Internal(_)));
+    }
 }
