@@ -124,12 +124,18 @@ pub async fn create_client_sealed(
     create(store, new, Some(sealer), now).await
 }
 
-async fn create(
-    store: &dyn Store,
-    new: NewClient,
-    sealer: Option<&Sealer>,
-    now: i64,
-) -> anyhow::Result<CreatedClient> {
+/// A client's settings after the checks that creation and replacement share.
+pub struct Settings {
+    pub auth_method: AuthMethod,
+    pub grant_types: Vec<GrantType>,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub scope: Scope,
+    pub required_scope: Scope,
+}
+
+/// Check a client's settings: name, authentication method and keys, grant types,
+/// redirect URIs, scopes (which must exist in the catalog) and required scopes.
+pub async fn check_settings(store: &dyn Store, new: &NewClient) -> anyhow::Result<Settings> {
     if new.name.trim().is_empty() {
         bail!("the client name must not be empty");
     }
@@ -161,24 +167,36 @@ async fn create(
         .map(|u| check_redirect_uri(u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-        bail!("the authorization_code grant needs at least one --redirect-uri");
+        bail!("the authorization_code grant needs at least one redirect URI");
     }
     let scope = Scope::parse(&new.scope).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let catalog = store.list_scopes().await?;
-    let unknown: Vec<&str> = scope
-        .iter()
-        .filter(|s| !catalog.iter().any(|c| c.name == *s))
-        .collect();
-    if !unknown.is_empty() {
-        bail!(
-            "unknown scope(s): {}; create them first with `tessera scope create`",
-            unknown.join(" ")
-        );
-    }
+    check_scopes_exist(store, &scope).await?;
     let required_scope = Scope::parse(&new.required_scope).map_err(|e| anyhow::anyhow!("{e}"))?;
     if !required_scope.is_subset_of(&scope) {
         bail!("every required scope must also be among the client's scopes");
     }
+    Ok(Settings {
+        auth_method,
+        grant_types,
+        redirect_uris,
+        scope,
+        required_scope,
+    })
+}
+
+async fn create(
+    store: &dyn Store,
+    new: NewClient,
+    sealer: Option<&Sealer>,
+    now: i64,
+) -> anyhow::Result<CreatedClient> {
+    let Settings {
+        auth_method,
+        grant_types,
+        redirect_uris,
+        scope,
+        required_scope,
+    } = check_settings(store, &new).await?;
     let id = random_string(16);
     // A key-based client (private_key_jwt) and a public one get no secret.
     let secret = auth_method.uses_secret().then(random_token);

@@ -8,7 +8,7 @@ use axum::extract::{Extension, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tessera_protocol::{GrantType, RedirectUri, Scope};
+use tessera_protocol::GrantType;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Administrator;
@@ -394,19 +394,20 @@ pub async fn update(
             "a client cannot change between public and confidential; register a new one".into(),
         ));
     }
-    let new = body.into_new_client(client.is_public(), Some(&client))?;
-    let checked = checked_settings(new)?;
-    admin::check_scopes_exist(state.store.as_ref(), &checked.scope)
+    let mut new = body.into_new_client(client.is_public(), Some(&client))?;
+    // The method stays; the shared checks then apply to the replacement as at creation.
+    new.auth_method = Some(client.auth_method);
+    let checked = admin::check_settings(state.store.as_ref(), &new)
         .await
         .map_err(ApiError::refused)?;
     let updated = Client {
-        name: checked.name,
+        name: new.name,
         redirect_uris: checked.redirect_uris,
         scope: checked.scope,
         required_scope: checked.required_scope,
         grant_types: checked.grant_types,
-        token_format: checked.token_format,
-        metadata: checked.metadata,
+        token_format: new.token_format,
+        metadata: new.metadata,
         updated_at: Some(state.clock.now()),
         ..client
     };
@@ -414,86 +415,6 @@ pub async fn update(
         return Err(ApiError::NotFound(format!("no client {id}")));
     }
     Ok(axum::Json((&updated).into()))
-}
-
-/// Settings of a replaced client, checked by the rules of registration.
-struct Checked {
-    name: String,
-    redirect_uris: Vec<RedirectUri>,
-    scope: Scope,
-    required_scope: Scope,
-    grant_types: Vec<GrantType>,
-    token_format: TokenFormat,
-    metadata: ClientMetadata,
-}
-
-/// The rules [`admin::create_client`] applies at registration, for a replacement (but
-/// the scope catalog, checked by [`admin::check_scopes_exist`]).
-fn checked_settings(new: NewClient) -> ApiResult<Checked> {
-    let bad = |m: String| ApiError::Invalid(m);
-    if new.name.trim().is_empty() {
-        return Err(bad("the client name must not be empty".into()));
-    }
-    let mut grant_types = if new.grant_types.is_empty() {
-        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
-    } else {
-        new.grant_types
-    };
-    grant_types.sort();
-    grant_types.dedup();
-    if new.public && grant_types.contains(&GrantType::ClientCredentials) {
-        return Err(bad(
-            "a public client cannot use the client_credentials grant (RFC 6749 section 4.4)".into(),
-        ));
-    }
-    let redirect_uris = new
-        .redirect_uris
-        .iter()
-        .map(|raw| admin_redirect_uri(raw))
-        .collect::<ApiResult<Vec<_>>>()?;
-    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-        return Err(bad(
-            "the authorization_code grant needs at least one redirect URI".into(),
-        ));
-    }
-    let scope = Scope::parse(&new.scope).map_err(|e| bad(e.into()))?;
-    let required_scope = Scope::parse(&new.required_scope).map_err(|e| bad(e.into()))?;
-    if !required_scope.is_subset_of(&scope) {
-        return Err(bad(
-            "every required scope must also be among the client's scopes".into(),
-        ));
-    }
-    Ok(Checked {
-        name: new.name,
-        redirect_uris,
-        scope,
-        required_scope,
-        grant_types,
-        token_format: new.token_format,
-        metadata: new.metadata,
-    })
-}
-
-/// Redirect URIs are https, http on loopback (RFC 8252 §7.3), or a private-use scheme
-/// of a native app (RFC 8252 §7.1) — as at registration.
-fn admin_redirect_uri(raw: &str) -> ApiResult<RedirectUri> {
-    let bad = |m: String| ApiError::Invalid(m);
-    let uri = RedirectUri::parse(raw).map_err(|e| bad(format!("{raw}: {e}")))?;
-    let url = uri.url();
-    match url.scheme() {
-        "https" => {}
-        "http" if uri.is_loopback() || url.host_str() == Some("localhost") => {}
-        "http" => {
-            return Err(bad(format!(
-                "{raw}: http redirect URIs are allowed only on loopback; use https"
-            )))
-        }
-        "javascript" | "data" | "file" | "vbscript" => {
-            return Err(bad(format!("{raw}: scheme not allowed")))
-        }
-        _ => {}
-    }
-    Ok(uri)
 }
 
 #[utoipa::path(
