@@ -1012,3 +1012,48 @@ async fn every_documented_operation_but_the_document_needs_the_token() {
         }
     }
 }
+
+#[tokio::test]
+async fn key_based_clients_are_created_without_a_secret() {
+    let admin = admin_app().await;
+    admin.scope("reports:read", "Read reports").await;
+    let key =
+        aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+            .unwrap();
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(key.as_ref()).unwrap();
+    use aws_lc_rs::signature::KeyPair;
+    use base64::Engine;
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+    let created = admin
+        .client(json!({
+            "name": "Signer",
+            "scope": "reports:read",
+            "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": x}]},
+        }))
+        .await;
+    assert_eq!(created["client_secret"], Value::Null);
+    let stored = admin
+        .app
+        .state
+        .store
+        .get_client(created["client_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.auth_method.as_str(), "private_key_jwt");
+    assert!(stored.secret_hash.is_none());
+    // Without keys the method is refused, as at registration.
+    let r = admin
+        .post(
+            "/admin/clients",
+            json!({"name": "No keys", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt"}),
+        )
+        .await;
+    problem(r, 400).await;
+    let r = admin
+        .post("/admin/clients", json!({"name": "Odd", "token_endpoint_auth_method": "magic", "redirect_uris": [REDIRECT]}))
+        .await;
+    problem(r, 400).await;
+}

@@ -16,7 +16,7 @@ use super::problem::{ApiError, ApiResult, Json, Path, Problem, Query};
 use crate::admin::{self, NewClient};
 use crate::revocation;
 use crate::state::AppState;
-use crate::store::{Client, ClientMetadata, TokenFormat};
+use crate::store::{AuthMethod, Client, ClientMetadata, TokenFormat};
 
 /// Page size when `limit` is not given, and the largest one allowed.
 const DEFAULT_LIMIT: u32 = 50;
@@ -180,6 +180,19 @@ pub struct ClientRequest {
     /// Up to 10 addresses of people responsible for the client.
     #[serde(default)]
     pub contacts: Vec<String>,
+    /// Registration only: `client_secret_basic` (default for a confidential client),
+    /// `client_secret_post`, `client_secret_jwt`, `private_key_jwt` (no secret is
+    /// issued; needs `jwks` or `jwks_uri`) or `none` (a public client). A replacement
+    /// keeps the client's method.
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<String>,
+    /// A JWK Set of public keys for `private_key_jwt`, by value.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// Where to fetch the JWK Set for `private_key_jwt` (https).
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -251,7 +264,13 @@ impl ClientRequest {
                 "contacts: up to 10 addresses of at most 254 characters".into(),
             ));
         }
+        let (jwks, jwks_uri) = match (self.jwks.take(), self.jwks_uri.take()) {
+            (None, None) => (keep.jwks.clone(), keep.jwks_uri.clone()),
+            given => given,
+        };
         Ok(ClientMetadata {
+            jwks,
+            jwks_uri,
             client_uri: check_url("client_uri", self.client_uri.take())?,
             logo_uri: check_url("logo_uri", self.logo_uri.take())?,
             policy_uri: check_url("policy_uri", self.policy_uri.take())?,
@@ -266,6 +285,14 @@ impl ClientRequest {
     fn into_new_client(mut self, public: bool, keep: Option<&Client>) -> ApiResult<NewClient> {
         let default = ClientMetadata::default();
         let metadata = self.metadata(keep.map_or(&default, |c| &c.metadata))?;
+        let requested_method = match self.token_endpoint_auth_method.take() {
+            Some(name) => Some(AuthMethod::parse(&name).ok_or_else(|| {
+                ApiError::Invalid(format!(
+                    "token_endpoint_auth_method {name:?} is not supported"
+                ))
+            })?),
+            None => None,
+        };
         Ok(NewClient {
             name: self.name,
             redirect_uris: self.redirect_uris,
@@ -274,7 +301,7 @@ impl ClientRequest {
             public,
             grant_types: self.grant_types.into_iter().map(Into::into).collect(),
             token_format: self.token_format.into(),
-            auth_method: keep.map(|c| c.auth_method),
+            auth_method: keep.map(|c| c.auth_method).or(requested_method),
             metadata,
             dynamic: keep.is_some_and(|c| c.dynamic),
         })
