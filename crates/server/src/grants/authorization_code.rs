@@ -72,12 +72,15 @@ pub async fn handle(
             "code_verifier does not match the code_challenge".into(),
         ));
     }
-    // The grant may have been revoked, or may have lapsed, since the code was issued.
+    // The grant may have lapsed since the code was issued. A revocation is not checked
+    // here: tokens of a revoked grant are refused everywhere anyway, and a concurrent
+    // replay of this very code revokes the grant at any moment (RFC 6749 §4.1.2), which
+    // must not turn the one legitimate redemption into an error.
     let grant = match state.store.get_grant(&record.grant_id).await? {
-        Some(g) if g.revoked_at.is_none() && !g.is_expired(now) => g,
+        Some(g) if !g.is_expired(now) => g,
         _ => {
             return Err(OAuthError::InvalidGrant(
-                "the authorization has been revoked or has expired".into(),
+                "the authorization has expired".into(),
             ))
         }
     };
