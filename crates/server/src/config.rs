@@ -23,8 +23,11 @@ pub struct Config {
     pub issuer: String,
     /// Directory holding the SQLite database and signing keys. Default `./tessera-data`.
     pub data_dir: PathBuf,
-    /// Database URL. Default: `sqlite://<data_dir>/tessera.db`.
+    /// Database URL: `sqlite://PATH` or `postgres://USER@HOST/DB` (`postgresql://`
+    /// too). Default: `sqlite://<data_dir>/tessera.db`.
     pub database_url: Option<String>,
+    /// Most connections in the PostgreSQL pool. Default 10.
+    pub database_max_connections: u32,
     /// Token lifetimes and formats.
     pub tokens: TokenConfig,
     /// Login sessions.
@@ -128,6 +131,7 @@ impl Default for Config {
             issuer: "http://127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./tessera-data"),
             database_url: None,
+            database_max_connections: 10,
             tokens: TokenConfig::default(),
             sessions: SessionConfig::default(),
             scopes: Vec::new(),

@@ -8,7 +8,7 @@ use crate::client_auth::jwks_uri::JwksUriCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::seal::Sealer;
-use crate::store::{ScopeEntry, SqliteStore, Store};
+use crate::store::{PostgresStore, ScopeEntry, SqliteStore, Store};
 use crate::tokens::Keys;
 
 #[derive(Clone)]
@@ -69,8 +69,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         }
         Arc::new(SqliteStore::connect(&url).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(PostgresStore::connect(&url, config.database_max_connections).await?)
     } else {
-        anyhow::bail!("unsupported database URL {url:?}: this build supports sqlite:// URLs");
+        anyhow::bail!(
+            "unsupported database URL {url:?}: this build supports sqlite:// and postgres:// URLs"
+        );
     };
     for scope in &config.scopes {
         store

@@ -4,11 +4,13 @@
 //! Times are Unix seconds. Secrets, codes and tokens reach the store only as
 //! SHA-256 hashes ([`TokenHash`]).
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use tessera_protocol::{GrantType, RedirectUri, Scope};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A storage failure. Never shown to clients: it becomes `server_error`.

@@ -492,7 +492,9 @@ impl ConsentStore for SqliteStore {
         now: i64,
         expires_at: Option<i64>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        // Read then write: take the write lock first (BEGIN IMMEDIATE), or concurrent
+        // consents fail to upgrade their read lock ("database is locked").
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let old = sqlx::query(
             "SELECT scope FROM consents
              WHERE user_id = ? AND client_id = ? AND (expires_at IS NULL OR expires_at > ?)",

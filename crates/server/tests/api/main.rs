@@ -20,5 +20,6 @@ mod registration;
 mod revocation;
 mod revocation_feed;
 mod revocation_latency;
+mod store_contract;
 mod time_limited;
 mod walkthrough;

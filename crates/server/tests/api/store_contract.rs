@@ -1,0 +1,879 @@
+//! One contract for every store: the promises of `tessera_server::store`'s traits,
+//! checked against SQLite and PostgreSQL alike (each test on a fresh database file or
+//! a fresh PostgreSQL schema). PostgreSQL is reached at `TESSERA_TEST_DATABASE_URL`
+//! (default `postgres://root@127.0.0.1:5432/test`; `.ci/run` starts it).
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use tessera_protocol::{GrantType, RedirectUri, Scope};
+use tessera_server::crypto::{hash_secret, random_string};
+use tessera_server::store::*;
+
+/// A store under test and what to clean up afterwards.
+struct Backend {
+    store: Arc<dyn Store>,
+    cleanup: Option<(sqlx::PgPool, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("contract.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        Self {
+            store: Arc::new(store),
+            cleanup: None,
+            _dir: Some(dir),
+        }
+    }
+
+    async fn postgres() -> Self {
+        let base = std::env::var("TESSERA_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
+        let admin = sqlx::PgPool::connect(&base).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL is needed for the store contract tests ({base}): {e}; `.ci/run` starts it")
+        });
+        let schema = format!(
+            "contract_{}",
+            random_string(9).to_lowercase().replace(['-', '_'], "x")
+        );
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let store = PostgresStore::connect(&url, 8).await.unwrap();
+        Self {
+            store: Arc::new(store),
+            cleanup: Some((admin, schema)),
+            _dir: None,
+        }
+    }
+
+    async fn finish(self) {
+        drop(self.store);
+        if let Some((admin, schema)) = self.cleanup {
+            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await;
+        }
+    }
+}
+
+/// Each contract function, run once per backend.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let b = super::Backend::sqlite().await;
+                super::$name(b.store.clone()).await;
+                b.finish().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let b = super::Backend::postgres().await;
+                super::$name(b.store.clone()).await;
+                b.finish().await;
+            }
+        }
+    )* };
+}
+
+contract!(
+    concurrent_consents_keep_every_scope,
+    scopes,
+    clients,
+    users_and_sessions,
+    consents,
+    grants_and_feed,
+    codes_are_single_use,
+    refresh_rotation_is_single_use,
+    access_tokens_and_jtis,
+    audit_trail,
+    assertion_jtis,
+    admin_tokens,
+    initial_access_tokens,
+);
+
+const NOW: i64 = 1_800_000_000;
+
+fn scope(s: &str) -> Scope {
+    Scope::parse(s).unwrap()
+}
+
+fn client(id: &str) -> Client {
+    Client {
+        id: id.into(),
+        name: format!("Client {id}"),
+        secret_hash: Some(hash_secret(id)),
+        redirect_uris: vec![RedirectUri::parse("https://app.example/cb").unwrap()],
+        scope: scope("a b"),
+        required_scope: scope("a"),
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        token_format: TokenFormat::Jwt,
+        created_at: NOW,
+        auth_method: AuthMethod::ClientSecretBasic,
+        metadata: ClientMetadata {
+            client_uri: Some("https://app.example".into()),
+            contacts: vec!["dev@app.example".into()],
+            jwks: Some(serde_json::json!({"keys": []})),
+            ..ClientMetadata::default()
+        },
+        dynamic: true,
+        registration_token_hash: Some(hash_secret("rat")),
+        previous_secret: Some((hash_secret("old"), NOW + 60)),
+        secret_sealed: Some(vec![1, 2, 3]),
+        updated_at: None,
+    }
+}
+
+fn user(id: &str) -> User {
+    User {
+        id: id.into(),
+        username: format!("user-{id}"),
+        password_hash: "$argon2id$x".into(),
+        created_at: NOW,
+    }
+}
+
+fn grant(id: &str, client_id: &str, user_id: &str, expires_at: Option<i64>) -> Grant {
+    Grant {
+        id: id.into(),
+        client_id: client_id.into(),
+        user_id: Some(user_id.into()),
+        scope: scope("a"),
+        created_at: NOW,
+        expires_at,
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+/// A client, a user and a grant of theirs.
+async fn seed(store: &dyn Store) {
+    store.create_client(&client("c1")).await.unwrap();
+    store.create_client(&client("c2")).await.unwrap();
+    store.create_user(&user("u1")).await.unwrap();
+    store
+        .create_grant(&grant("g1", "c1", "u1", None))
+        .await
+        .unwrap();
+}
+
+async fn scopes(store: Arc<dyn Store>) {
+    let entry = ScopeEntry {
+        name: "a".into(),
+        description: "Read".into(),
+    };
+    store.upsert_scope(&entry).await.unwrap();
+    store
+        .upsert_scope(&ScopeEntry {
+            name: "b".into(),
+            description: "Write".into(),
+        })
+        .await
+        .unwrap();
+    store
+        .upsert_scope(&ScopeEntry {
+            name: "a".into(),
+            description: "Read all".into(),
+        })
+        .await
+        .unwrap();
+    let list = store.list_scopes().await.unwrap();
+    assert_eq!(
+        list.iter()
+            .map(|s| (s.name.as_str(), s.description.as_str()))
+            .collect::<Vec<_>>(),
+        [("a", "Read all"), ("b", "Write")]
+    );
+    assert!(store.delete_scope("a").await.unwrap());
+    assert!(!store.delete_scope("a").await.unwrap());
+}
+
+async fn clients(store: Arc<dyn Store>) {
+    let c = client("c1");
+    store.create_client(&c).await.unwrap();
+    assert!(store.create_client(&c).await.is_err(), "ids are unique");
+    let got = store.get_client("c1").await.unwrap().unwrap();
+    assert_eq!(got.scope, c.scope);
+    assert_eq!(got.required_scope, c.required_scope);
+    assert_eq!(got.metadata, c.metadata);
+    assert_eq!(got.previous_secret, c.previous_secret);
+    assert_eq!(got.secret_sealed, c.secret_sealed);
+    assert_eq!(got.registration_token_hash, c.registration_token_hash);
+    assert!(got.dynamic);
+    for id in ["c3", "c2", "c4"] {
+        store.create_client(&client(id)).await.unwrap();
+    }
+    let page = store.list_clients_page(None, 2).await.unwrap();
+    assert_eq!(
+        page.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["c1", "c2"]
+    );
+    let page = store.list_clients_page(Some("c2"), 2).await.unwrap();
+    assert_eq!(
+        page.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["c3", "c4"]
+    );
+    assert_eq!(store.list_clients().await.unwrap().len(), 4);
+    let mut changed = got.clone();
+    changed.name = "Renamed".into();
+    changed.metadata.logo_uri = Some("https://app.example/logo.png".into());
+    changed.updated_at = Some(NOW + 5);
+    assert!(store.update_client(&changed).await.unwrap());
+    let again = store.get_client("c1").await.unwrap().unwrap();
+    assert_eq!(again.name, "Renamed");
+    assert_eq!(
+        again.metadata.logo_uri.as_deref(),
+        Some("https://app.example/logo.png")
+    );
+    assert!(store
+        .set_client_secret("c1", &hash_secret("new"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_client("c1").await.unwrap().unwrap().secret_hash,
+        Some(hash_secret("new"))
+    );
+    assert!(store.delete_client("c1").await.unwrap());
+    assert!(store.get_client("c1").await.unwrap().is_none());
+    assert!(!store.update_client(&changed).await.unwrap());
+}
+
+async fn users_and_sessions(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    assert!(
+        store
+            .create_user(&User {
+                id: "u2".into(),
+                ..user("u1")
+            })
+            .await
+            .is_err(),
+        "usernames are unique"
+    );
+    assert_eq!(
+        store
+            .get_user_by_username("user-u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "u1"
+    );
+    let session = Session {
+        user_id: "u1".into(),
+        auth_time: NOW,
+        expires_at: NOW + 100,
+    };
+    store
+        .create_session(&hash_secret("s1"), &session)
+        .await
+        .unwrap();
+    assert!(store
+        .get_session(&hash_secret("s1"), NOW + 99)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        store
+            .get_session(&hash_secret("s1"), NOW + 100)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    // A new password ends the sessions.
+    assert!(store.set_password("user-u1", "$argon2id$y").await.unwrap());
+    assert!(store
+        .get_session(&hash_secret("s1"), NOW)
+        .await
+        .unwrap()
+        .is_none());
+    store
+        .create_session(&hash_secret("s2"), &session)
+        .await
+        .unwrap();
+    store.delete_session(&hash_secret("s2")).await.unwrap();
+    assert!(store
+        .get_session(&hash_secret("s2"), NOW)
+        .await
+        .unwrap()
+        .is_none());
+    // Deleting the user takes their grants along.
+    assert!(store.delete_user("user-u1").await.unwrap());
+    assert!(store.get_grant("g1").await.unwrap().is_none());
+    assert!(!store.delete_user("user-u1").await.unwrap());
+}
+
+async fn consents(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    assert!(store.get_consent("u1", "c1", NOW).await.unwrap().is_none());
+    store
+        .add_consent("u1", "c1", &scope("a"), NOW, None)
+        .await
+        .unwrap();
+    store
+        .add_consent("u1", "c1", &scope("b"), NOW, Some(NOW + 10))
+        .await
+        .unwrap();
+    let c = store.get_consent("u1", "c1", NOW).await.unwrap().unwrap();
+    assert_eq!(c.scope, scope("a b"), "scopes are widened");
+    assert_eq!(c.expires_at, Some(NOW + 10), "the new lifetime applies");
+    assert!(
+        store
+            .get_consent("u1", "c1", NOW + 10)
+            .await
+            .unwrap()
+            .is_none(),
+        "lapsed"
+    );
+    store
+        .add_consent("u1", "c1", &scope("b"), NOW + 20, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_consent("u1", "c1", NOW + 20)
+            .await
+            .unwrap()
+            .unwrap()
+            .scope,
+        scope("b"),
+        "a lapsed consent is not widened"
+    );
+    store.delete_consent("u1", "c1").await.unwrap();
+    assert!(store.get_consent("u1", "c1", NOW).await.unwrap().is_none());
+}
+
+async fn grants_and_feed(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    store
+        .create_grant(&grant("g2", "c1", "u1", Some(NOW + 10)))
+        .await
+        .unwrap();
+    store
+        .create_grant(&grant("g3", "c2", "u1", None))
+        .await
+        .unwrap();
+    assert!(store.grant_active("g2", NOW + 9).await.unwrap());
+    assert!(!store.grant_active("g2", NOW + 10).await.unwrap(), "lapsed");
+    assert!(!store.grant_active("nope", NOW).await.unwrap());
+    assert_eq!(store.list_user_grants("u1").await.unwrap().len(), 3);
+    assert_eq!(store.list_client_grants("c1").await.unwrap().len(), 2);
+    store.touch_grant("g1", NOW + 3).await.unwrap();
+    assert_eq!(
+        store.get_grant("g1").await.unwrap().unwrap().last_used_at,
+        Some(NOW + 3)
+    );
+
+    assert!(store
+        .revoke_grant("g1", NOW + 4, Actor::Person, NOW + 700)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .revoke_grant("g1", NOW + 5, Actor::Person, NOW + 700)
+            .await
+            .unwrap(),
+        "revoking twice"
+    );
+    assert!(!store.grant_active("g1", NOW + 4).await.unwrap());
+    assert_eq!(
+        store.get_grant("g1").await.unwrap().unwrap().revoked_at,
+        Some(NOW + 4)
+    );
+    assert_eq!(
+        store.list_user_grants("u1").await.unwrap().len(),
+        2,
+        "revoked grants are not listed"
+    );
+    store
+        .revoke_grant("g3", NOW + 6, Actor::Admin, NOW + 706)
+        .await
+        .unwrap();
+    let feed = store.revocations_after(0, 10).await.unwrap();
+    assert_eq!(feed.len(), 2, "one entry per revocation");
+    assert_eq!(feed[0].grant_id.as_deref(), Some("g1"));
+    assert_eq!(feed[0].exp, Some(NOW + 700));
+    assert_eq!(feed[0].at, NOW + 4);
+    assert!(feed[1].seq > feed[0].seq);
+    assert_eq!(
+        store.revocations_after(feed[0].seq, 10).await.unwrap(),
+        feed[1..].to_vec()
+    );
+    assert_eq!(
+        store.revocations_after(0, 1).await.unwrap().len(),
+        1,
+        "limited"
+    );
+}
+
+fn code(hash: &str, grant_id: &str) -> AuthCode {
+    AuthCode {
+        code_hash: hash_secret(hash),
+        grant_id: grant_id.into(),
+        client_id: "c1".into(),
+        user_id: "u1".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        redirect_uri_given: true,
+        scope: scope("a"),
+        code_challenge: "x".repeat(43),
+        auth_time: NOW,
+        expires_at: NOW + 60,
+    }
+}
+
+async fn codes_are_single_use(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    store.insert_code(&code("k1", "g1")).await.unwrap();
+    assert!(
+        matches!(
+            store
+                .consume_code(&hash_secret("k1"), "c2", NOW)
+                .await
+                .unwrap(),
+            CodeConsumption::Unknown
+        ),
+        "another client's code"
+    );
+    let attempts = join_all((0..20).map(|_| {
+        let store = store.clone();
+        async move {
+            store
+                .consume_code(&hash_secret("k1"), "c1", NOW)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    let consumed = attempts
+        .iter()
+        .filter(|a| matches!(a, CodeConsumption::Consumed(_)))
+        .count();
+    let used = attempts
+        .iter()
+        .filter(|a| matches!(a, CodeConsumption::AlreadyUsed { grant_id } if grant_id == "g1"))
+        .count();
+    assert_eq!((consumed, used), (1, 19));
+    let CodeConsumption::Consumed(record) = attempts
+        .into_iter()
+        .find(|a| matches!(a, CodeConsumption::Consumed(_)))
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    assert_eq!(record.scope, scope("a"));
+    assert!(record.redirect_uri_given);
+    assert!(matches!(
+        store
+            .consume_code(&hash_secret("nope"), "c1", NOW)
+            .await
+            .unwrap(),
+        CodeConsumption::Unknown
+    ));
+}
+
+fn refresh(hash: &str, grant_id: &str, expires_at: i64) -> RefreshToken {
+    RefreshToken {
+        token_hash: hash_secret(hash),
+        grant_id: grant_id.into(),
+        client_id: "c1".into(),
+        user_id: Some("u1".into()),
+        scope: scope("a b"),
+        issued_at: NOW,
+        expires_at,
+        used_at: None,
+    }
+}
+
+async fn refresh_rotation_is_single_use(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    store
+        .insert_refresh_token(&refresh("r1", "g1", NOW + 100))
+        .await
+        .unwrap();
+    assert!(store
+        .find_active_refresh_token(&hash_secret("r1"), NOW)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        matches!(
+            store
+                .rotate_refresh_token(&hash_secret("r1"), "c2", NOW)
+                .await
+                .unwrap(),
+            Rotation::Invalid
+        ),
+        "another client's token"
+    );
+    let attempts = join_all((0..20).map(|_| {
+        let store = store.clone();
+        async move {
+            store
+                .rotate_refresh_token(&hash_secret("r1"), "c1", NOW + 1)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    let rotated = attempts
+        .iter()
+        .filter(|a| matches!(a, Rotation::Rotated(_)))
+        .count();
+    let reused = attempts
+        .iter()
+        .filter(|a| matches!(a, Rotation::AlreadyUsed(t) if t.used_at == Some(NOW + 1)))
+        .count();
+    assert_eq!((rotated, reused), (1, 19));
+    assert!(
+        store
+            .find_active_refresh_token(&hash_secret("r1"), NOW + 1)
+            .await
+            .unwrap()
+            .is_none(),
+        "used"
+    );
+    assert!(store
+        .find_refresh_token(&hash_secret("r1"))
+        .await
+        .unwrap()
+        .is_some());
+    // Expired, and of a revoked grant: invalid and left unused.
+    store
+        .insert_refresh_token(&refresh("r2", "g1", NOW + 5))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&hash_secret("r2"), "c1", NOW + 5)
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    ));
+    store
+        .insert_refresh_token(&refresh("r3", "g1", NOW + 100))
+        .await
+        .unwrap();
+    store
+        .revoke_grant("g1", NOW + 2, Actor::Client, NOW + 700)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&hash_secret("r3"), "c1", NOW + 3)
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    ));
+    assert!(store
+        .find_active_refresh_token(&hash_secret("r3"), NOW + 3)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .find_refresh_token(&hash_secret("r3"))
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at,
+        None
+    );
+}
+
+async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    let token = |hash: &str, grant: Option<&str>| OpaqueAccessToken {
+        token_hash: hash_secret(hash),
+        jti: format!("jti-{hash}"),
+        grant_id: grant.map(str::to_owned),
+        client_id: "c1".into(),
+        user_id: Some("u1".into()),
+        scope: scope("a"),
+        audience: "https://api.example".into(),
+        issued_at: NOW,
+        expires_at: NOW + 600,
+    };
+    store.insert_access_token(&token("t1", None)).await.unwrap();
+    store
+        .insert_access_token(&token("t2", Some("g1")))
+        .await
+        .unwrap();
+    let found = store
+        .find_active_access_token(&hash_secret("t1"), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.jti, "jti-t1");
+    assert!(
+        store
+            .find_active_access_token(&hash_secret("t1"), NOW + 600)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    store
+        .revoke_access_token(&hash_secret("t1"), NOW)
+        .await
+        .unwrap();
+    assert!(store
+        .find_active_access_token(&hash_secret("t1"), NOW)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .find_access_token(&hash_secret("t1"))
+        .await
+        .unwrap()
+        .is_some());
+    store
+        .revoke_grant("g1", NOW, Actor::Person, NOW + 700)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .find_active_access_token(&hash_secret("t2"), NOW)
+            .await
+            .unwrap()
+            .is_none(),
+        "grant revoked"
+    );
+
+    assert!(!store.jti_revoked("j9").await.unwrap());
+    store.revoke_jti("j9", NOW + 600, NOW).await.unwrap();
+    store.revoke_jti("j9", NOW + 600, NOW).await.unwrap();
+    assert!(store.jti_revoked("j9").await.unwrap());
+    let feed = store.revocations_after(0, 10).await.unwrap();
+    let jtis: Vec<_> = feed
+        .iter()
+        .filter(|r| r.jti.as_deref() == Some("j9"))
+        .collect();
+    assert_eq!(jtis.len(), 1, "revoking a jti twice appends once");
+    assert_eq!(jtis[0].exp, Some(NOW + 600));
+}
+
+async fn audit_trail(store: Arc<dyn Store>) {
+    let event = |id: i64, user: &str, client: &str, kind: &str| AuditEvent {
+        id,
+        at: NOW + id,
+        kind: kind.into(),
+        actor: Actor::System,
+        user_id: Some(user.into()),
+        username: Some(format!("name-{user}")),
+        client_id: Some(client.into()),
+        grant_id: None,
+        detail: format!("event {id}"),
+    };
+    for (i, (u, c, k)) in [
+        ("u1", "c1", "grant"),
+        ("u2", "c1", "refresh"),
+        ("u1", "c2", "revoke"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        store.record_audit(&event(i as i64, u, c, k)).await.unwrap();
+    }
+    let all = store
+        .list_audit(&AuditFilter {
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["revoke", "refresh", "grant"],
+        "newest first"
+    );
+    let mine = store
+        .list_audit(&AuditFilter {
+            user_id: Some("u1".into()),
+            client_id: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 2);
+    let both = store
+        .list_audit(&AuditFilter {
+            user_id: Some("u1".into()),
+            client_id: Some("c1".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 1);
+    assert_eq!(both[0].actor, Actor::System);
+    assert_eq!(both[0].username.as_deref(), Some("name-u1"));
+    assert_eq!(
+        store
+            .list_audit(&AuditFilter {
+                limit: 1,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn assertion_jtis(store: Arc<dyn Store>) {
+    assert!(store
+        .use_assertion_jti("c1", "j1", NOW + 60, NOW)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .use_assertion_jti("c1", "j1", NOW + 60, NOW + 1)
+            .await
+            .unwrap(),
+        "replay"
+    );
+    assert!(
+        store
+            .use_assertion_jti("c2", "j1", NOW + 60, NOW + 1)
+            .await
+            .unwrap(),
+        "per client"
+    );
+    assert!(
+        store
+            .use_assertion_jti("c1", "j1", NOW + 200, NOW + 60)
+            .await
+            .unwrap(),
+        "after expiry"
+    );
+    let attempts = join_all((0..10).map(|_| {
+        let store = store.clone();
+        async move {
+            store
+                .use_assertion_jti("c3", "race", NOW + 60, NOW)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    assert_eq!(attempts.iter().filter(|a| **a).count(), 1);
+}
+
+async fn admin_tokens(store: Arc<dyn Store>) {
+    let token = AdminToken {
+        id: "a1".into(),
+        name: "ops".into(),
+        token_hash: hash_secret("t"),
+        created_at: NOW,
+        revoked_at: None,
+    };
+    store.create_admin_token(&token).await.unwrap();
+    assert_eq!(
+        store
+            .find_admin_token(&hash_secret("t"))
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "ops"
+    );
+    assert_eq!(store.list_admin_tokens().await.unwrap().len(), 1);
+    assert!(store.revoke_admin_token("a1", NOW).await.unwrap());
+    assert!(!store.revoke_admin_token("a1", NOW).await.unwrap());
+    assert!(store
+        .find_admin_token(&hash_secret("t"))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn initial_access_tokens(store: Arc<dyn Store>) {
+    let iat = |id: &str, uses: Option<i64>, expires_at: Option<i64>| InitialAccessToken {
+        id: id.into(),
+        token_hash: hash_secret(id),
+        scope: scope("a"),
+        uses_left: uses,
+        expires_at,
+        created_at: NOW,
+    };
+    store
+        .create_initial_access_token(&iat("twice", Some(2), None))
+        .await
+        .unwrap();
+    assert!(store
+        .find_initial_access_token(&hash_secret("twice"), NOW)
+        .await
+        .unwrap()
+        .is_some());
+    let uses = join_all((0..6).map(|_| {
+        let store = store.clone();
+        async move {
+            store
+                .use_initial_access_token(&hash_secret("twice"), NOW)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    assert_eq!(uses.iter().filter(|u| u.is_some()).count(), 2);
+    assert!(
+        store
+            .find_initial_access_token(&hash_secret("twice"), NOW)
+            .await
+            .unwrap()
+            .is_none(),
+        "used up"
+    );
+    store
+        .create_initial_access_token(&iat("short", None, Some(NOW + 5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .use_initial_access_token(&hash_secret("short"), NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .scope,
+        scope("a")
+    );
+    assert!(
+        store
+            .use_initial_access_token(&hash_secret("short"), NOW + 5)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+}
+
+async fn concurrent_consents_keep_every_scope(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+    let results = join_all(names.iter().map(|name| {
+        let store = store.clone();
+        let name = name.clone();
+        async move {
+            store
+                .add_consent("u1", "c1", &scope(&name), NOW, None)
+                .await
+        }
+    }))
+    .await;
+    for r in results {
+        r.unwrap();
+    }
+    let consent = store.get_consent("u1", "c1", NOW).await.unwrap().unwrap();
+    assert_eq!(
+        consent.scope,
+        Scope::from_tokens(names),
+        "no consent overwrote another"
+    );
+}
