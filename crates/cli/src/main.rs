@@ -3,6 +3,7 @@
 mod admin;
 mod admin_api;
 mod demo;
+mod gc;
 mod registration;
 
 mod serve;
@@ -69,6 +70,8 @@ enum Command {
     /// Tokens for the admin REST API (/admin/)
     #[command(subcommand)]
     AdminToken(admin_api::AdminTokenCommand),
+    /// Delete expired codes, sessions, tokens and grants now (the server does it periodically)
+    Gc(gc::GcArgs),
     /// Run the bank walkthrough: authorization server, demo bank and demo reports app
     Demo(demo::DemoArgs),
 }
@@ -109,6 +112,7 @@ fn main() -> std::process::ExitCode {
             Command::AdminToken(cmd) => {
                 admin_api::run(cli.global.load(Overrides::default())?, cmd).await
             }
+            Command::Gc(args) => gc::run(cli.global.load(Overrides::default())?, args).await,
             Command::Demo(args) => demo::run(cli.global.data_dir.clone(), args).await,
         }
     });

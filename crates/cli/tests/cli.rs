@@ -1074,3 +1074,27 @@ async fn admin_tokens_are_created_listed_and_revoked() {
         again.stderr
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Housekeeping
+
+#[test]
+fn gc_on_a_fresh_data_dir_purges_nothing() {
+    let env = Env::new();
+    let report = env.run(&["gc", "--json"]).assert_ok().json();
+    let counts = report.as_object().expect("an object");
+    for table in [
+        "auth_codes",
+        "sessions",
+        "refresh_tokens",
+        "access_tokens",
+        "revoked_jtis",
+        "client_assertion_jtis",
+        "revocations",
+        "grants",
+    ] {
+        assert_eq!(counts.get(table), Some(&Value::from(0)), "{report}");
+    }
+    let text = env.run(&["gc"]).assert_ok().stdout.clone();
+    assert!(text.contains("total"), "{text}");
+}

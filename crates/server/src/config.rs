@@ -36,6 +36,8 @@ pub struct Config {
     pub scopes: Vec<ScopeConfig>,
     /// Dynamic client registration (RFC 7591).
     pub registration: RegistrationConfig,
+    /// Periodic deletion of expired rows.
+    pub housekeeping: HousekeepingConfig,
     /// Log filter in `tracing` syntax. Default `info`.
     pub log: String,
 }
@@ -100,6 +102,27 @@ pub struct RegistrationConfig {
     pub open_scope: String,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HousekeepingConfig {
+    /// How often the server deletes expired codes, sessions, tokens, revoked JWT ids,
+    /// client assertion ids, revocation feed entries, and revoked or lapsed grants
+    /// without tokens left (`tessera gc` does it once). Default 10 minutes.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Most rows deleted by one statement, so that no lock is held long. Default 1000.
+    pub batch: u32,
+}
+
+impl Default for HousekeepingConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(600),
+            batch: 1000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegistrationPolicy {
@@ -136,6 +159,7 @@ impl Default for Config {
             sessions: SessionConfig::default(),
             scopes: Vec::new(),
             registration: RegistrationConfig::default(),
+            housekeeping: HousekeepingConfig::default(),
             log: "info".into(),
         }
     }
@@ -218,6 +242,9 @@ impl Config {
         }
         if self.tokens.access_token_ttl.is_zero() || self.tokens.code_ttl.is_zero() {
             anyhow::bail!("token lifetimes must be positive");
+        }
+        if self.housekeeping.interval.is_zero() || self.housekeeping.batch == 0 {
+            anyhow::bail!("housekeeping.interval and housekeeping.batch must be positive");
         }
         Ok(())
     }

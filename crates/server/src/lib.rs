@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod endpoints;
 pub mod error;
 pub mod grants;
+pub mod housekeeping;
 pub mod pages;
 pub mod registration;
 pub mod revocation;
@@ -97,13 +98,14 @@ async fn stylesheet() -> impl IntoResponse {
 }
 
 /// Serve `state` on `listener` until `shutdown` completes, then finish the requests
-/// in flight.
+/// in flight. Meanwhile expired rows are purged every `housekeeping.interval`.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stopping = state.stopping.clone();
+    tokio::spawn(housekeeping::run_periodically(state.clone()));
     let signal = async move {
         shutdown.await;
         // Ends the revocation feed's streams, so their connections can close.

@@ -554,6 +554,45 @@ pub trait AuditStore: Send + Sync {
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// Rows removed by one [`HousekeepingStore::purge_expired`], per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PurgeReport {
+    pub auth_codes: u64,
+    pub sessions: u64,
+    pub refresh_tokens: u64,
+    pub access_tokens: u64,
+    pub revoked_jtis: u64,
+    pub client_assertion_jtis: u64,
+    pub revocations: u64,
+    pub grants: u64,
+}
+
+impl PurgeReport {
+    /// Rows removed in all.
+    pub fn total(&self) -> u64 {
+        self.auth_codes
+            + self.sessions
+            + self.refresh_tokens
+            + self.access_tokens
+            + self.revoked_jtis
+            + self.client_assertion_jtis
+            + self.revocations
+            + self.grants
+    }
+}
+
+#[async_trait]
+pub trait HousekeepingStore: Send + Sync {
+    /// Delete what has expired at `now`: codes (consumed or not), sessions, refresh
+    /// tokens, opaque access tokens, revoked JWT ids, client assertion ids and
+    /// revocation feed entries with `expires_at <= now`; then grants that are revoked
+    /// or lapsed and have no code, refresh token or access token left (so a grant goes
+    /// only after its tokens). Consents, clients, users and the audit trail are kept.
+    /// Deletes at most `batch` rows per statement (each its own short transaction),
+    /// repeating until a statement deletes fewer.
+    async fn purge_expired(&self, now: i64, batch: u32) -> StoreResult<PurgeReport>;
+}
+
 /// Everything the server stores.
 pub trait Store:
     ScopeStore
@@ -570,6 +609,7 @@ pub trait Store:
     + AssertionStore
     + AdminTokenStore
     + InitialAccessTokenStore
+    + HousekeepingStore
     + Send
     + Sync
 {
@@ -590,6 +630,7 @@ impl<T> Store for T where
         + AssertionStore
         + AdminTokenStore
         + InitialAccessTokenStore
+        + HousekeepingStore
         + Send
         + Sync
 {

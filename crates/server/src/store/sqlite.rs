@@ -1098,3 +1098,60 @@ fn iat_from(r: &SqliteRow) -> anyhow::Result<InitialAccessToken> {
         created_at: r.try_get("created_at")?,
     })
 }
+
+/// What [`HousekeepingStore::purge_expired`] deletes, in order (grants last, after
+/// their tokens): each table with the condition on its rows, `?` being `now`.
+const PURGE: [(&str, &str); 8] = [
+    ("auth_codes", "expires_at <= ?"),
+    ("sessions", "expires_at <= ?"),
+    ("refresh_tokens", "expires_at <= ?"),
+    ("access_tokens", "expires_at <= ?"),
+    ("revoked_jtis", "expires_at <= ?"),
+    ("client_assertion_jtis", "expires_at <= ?"),
+    ("revocations", "expires_at <= ?"),
+    (
+        "grants",
+        "(revoked_at IS NOT NULL OR expires_at <= ?)
+         AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)
+         AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = grants.id)
+         AND NOT EXISTS (SELECT 1 FROM auth_codes c WHERE c.grant_id = grants.id)",
+    ),
+];
+
+#[async_trait]
+impl HousekeepingStore for SqliteStore {
+    async fn purge_expired(&self, now: i64, batch: u32) -> StoreResult<PurgeReport> {
+        let batch = batch.max(1);
+        let mut counts = [0u64; PURGE.len()];
+        for ((table, condition), count) in PURGE.iter().zip(counts.iter_mut()) {
+            let sql = format!(
+                "DELETE FROM {table} WHERE rowid IN
+                 (SELECT rowid FROM {table} WHERE {condition} LIMIT ?)"
+            );
+            loop {
+                let done = sqlx::query(&sql)
+                    .bind(now)
+                    .bind(i64::from(batch))
+                    .execute(&self.pool)
+                    .await
+                    .with_context(|| format!("purging {table}"))?;
+                *count += done.rows_affected();
+                if done.rows_affected() < u64::from(batch) {
+                    break;
+                }
+            }
+        }
+        let [auth_codes, sessions, refresh_tokens, access_tokens, revoked_jtis, client_assertion_jtis, revocations, grants] =
+            counts;
+        Ok(PurgeReport {
+            auth_codes,
+            sessions,
+            refresh_tokens,
+            access_tokens,
+            revoked_jtis,
+            client_assertion_jtis,
+            revocations,
+            grants,
+        })
+    }
+}

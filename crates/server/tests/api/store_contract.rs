@@ -97,6 +97,7 @@ contract!(
     assertion_jtis,
     admin_tokens,
     initial_access_tokens,
+    housekeeping_purges_expired_rows,
 );
 
 const NOW: i64 = 1_800_000_000;
@@ -875,5 +876,218 @@ async fn concurrent_consents_keep_every_scope(store: Arc<dyn Store>) {
         consent.scope,
         Scope::from_tokens(names),
         "no consent overwrote another"
+    );
+}
+
+async fn housekeeping_purges_expired_rows(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    let past = NOW - 1;
+    let live = NOW + 100;
+    for (id, expires_at) in [
+        ("g-dead", None),
+        ("g-lapsed", Some(past)),
+        ("g-rev", None),
+        ("g-future", Some(NOW + 10)),
+    ] {
+        store
+            .create_grant(&grant(id, "c1", "u1", expires_at))
+            .await
+            .unwrap();
+    }
+    let access = |hash: &str, grant: Option<&str>, expires_at: i64| OpaqueAccessToken {
+        token_hash: hash_secret(hash),
+        jti: format!("jti-{hash}"),
+        grant_id: grant.map(str::to_owned),
+        client_id: "c1".into(),
+        user_id: Some("u1".into()),
+        scope: scope("a"),
+        audience: "https://api.example".into(),
+        issued_at: NOW - 600,
+        expires_at,
+    };
+    let session = |expires_at| Session {
+        user_id: "u1".into(),
+        auth_time: NOW - 600,
+        expires_at,
+    };
+
+    // Expired: three of each kind on the live grant g1 (so batches of 2 repeat), and
+    // one of each on g-dead, a revoked grant that may go once they have.
+    for (hash, grant_id) in [("k1", "g1"), ("k2", "g1"), ("k3", "g1"), ("kd", "g-dead")] {
+        store
+            .insert_code(&AuthCode {
+                expires_at: past,
+                ..code(hash, grant_id)
+            })
+            .await
+            .unwrap();
+        store
+            .insert_refresh_token(&refresh(&format!("r{hash}"), grant_id, past))
+            .await
+            .unwrap();
+        store
+            .insert_access_token(&access(&format!("t{hash}"), Some(grant_id), past))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store
+            .consume_code(&hash_secret("k1"), "c1", NOW - 30)
+            .await
+            .unwrap(),
+        CodeConsumption::Consumed(_)
+    ));
+    for i in 0..3 {
+        store
+            .create_session(&hash_secret(&format!("s{i}")), &session(past))
+            .await
+            .unwrap();
+        store
+            .revoke_jti(&format!("j{i}"), past, NOW - 600)
+            .await
+            .unwrap();
+        assert!(store
+            .use_assertion_jti("c1", &format!("a{i}"), past, NOW - 600)
+            .await
+            .unwrap());
+    }
+    store
+        .revoke_grant("g-dead", NOW - 50, Actor::Admin, past)
+        .await
+        .unwrap();
+
+    // Live.
+    store.insert_code(&code("k-live", "g1")).await.unwrap();
+    store
+        .insert_refresh_token(&refresh("r-live", "g1", live))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh("r-rev", "g-rev", live))
+        .await
+        .unwrap();
+    store
+        .insert_access_token(&access("t-live", None, live))
+        .await
+        .unwrap();
+    store
+        .create_session(&hash_secret("s-live"), &session(live))
+        .await
+        .unwrap();
+    store.revoke_jti("j-live", live, NOW - 10).await.unwrap();
+    assert!(store
+        .use_assertion_jti("c1", "a-live", live, NOW - 10)
+        .await
+        .unwrap());
+    store
+        .revoke_grant("g-rev", NOW - 50, Actor::Person, live)
+        .await
+        .unwrap();
+
+    let report = store.purge_expired(NOW, 2).await.unwrap();
+    assert_eq!(
+        report,
+        PurgeReport {
+            auth_codes: 4,
+            sessions: 3,
+            refresh_tokens: 4,
+            access_tokens: 4,
+            revoked_jtis: 3,
+            client_assertion_jtis: 3,
+            revocations: 4,
+            grants: 2,
+        }
+    );
+    assert_eq!(report.total(), 27);
+    assert_eq!(
+        store.purge_expired(NOW, 2).await.unwrap(),
+        PurgeReport::default(),
+        "nothing left to purge"
+    );
+
+    // The expired rows are gone.
+    for hash in ["rk1", "rk2", "rk3", "rkd"] {
+        assert!(store
+            .find_refresh_token(&hash_secret(hash))
+            .await
+            .unwrap()
+            .is_none());
+    }
+    for hash in ["tk1", "tk2", "tkd"] {
+        assert!(store
+            .find_access_token(&hash_secret(hash))
+            .await
+            .unwrap()
+            .is_none());
+    }
+    assert!(matches!(
+        store
+            .consume_code(&hash_secret("k2"), "c1", NOW)
+            .await
+            .unwrap(),
+        CodeConsumption::Unknown
+    ));
+    assert!(store
+        .get_session(&hash_secret("s0"), past - 10)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!store.jti_revoked("j0").await.unwrap());
+    assert!(store.get_grant("g-dead").await.unwrap().is_none());
+    assert!(store.get_grant("g-lapsed").await.unwrap().is_none());
+
+    // The live ones remain.
+    for id in ["g1", "g-rev", "g-future"] {
+        assert!(store.get_grant(id).await.unwrap().is_some(), "{id}");
+    }
+    for hash in ["r-live", "r-rev"] {
+        assert!(store
+            .find_refresh_token(&hash_secret(hash))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    assert!(store
+        .find_active_access_token(&hash_secret("t-live"), NOW)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .get_session(&hash_secret("s-live"), NOW)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store.jti_revoked("j-live").await.unwrap());
+    assert!(
+        !store
+            .use_assertion_jti("c1", "a-live", live, NOW)
+            .await
+            .unwrap(),
+        "still a replay"
+    );
+    let feed = store.revocations_after(0, 100).await.unwrap();
+    let mut kept: Vec<_> = feed
+        .iter()
+        .map(|r| r.grant_id.clone().or(r.jti.clone()).unwrap())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["g-rev", "j-live"]);
+    assert!(matches!(
+        store
+            .consume_code(&hash_secret("k-live"), "c1", NOW)
+            .await
+            .unwrap(),
+        CodeConsumption::Consumed(_)
+    ));
+
+    // The revoked grant goes once its refresh token has expired.
+    let later = store.purge_expired(live, 2).await.unwrap();
+    assert_eq!(later.refresh_tokens, 2);
+    assert_eq!(later.grants, 2, "g-rev and the lapsed g-future");
+    assert!(store.get_grant("g-rev").await.unwrap().is_none());
+    assert!(store.get_grant("g-future").await.unwrap().is_none());
+    assert!(
+        store.get_grant("g1").await.unwrap().is_some(),
+        "an active grant stays"
     );
 }
