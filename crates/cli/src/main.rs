@@ -4,6 +4,7 @@ mod admin;
 mod admin_api;
 mod demo;
 mod gc;
+mod migrate;
 mod registration;
 
 mod serve;
@@ -72,6 +73,8 @@ enum Command {
     AdminToken(admin_api::AdminTokenCommand),
     /// Delete expired codes, sessions, tokens and grants now (the server does it periodically)
     Gc(gc::GcArgs),
+    /// Apply the database migrations (serve applies them at start too)
+    Migrate,
     /// Run the bank walkthrough: authorization server, demo bank and demo reports app
     Demo(demo::DemoArgs),
 }
@@ -113,6 +116,7 @@ fn main() -> std::process::ExitCode {
                 admin_api::run(cli.global.load(Overrides::default())?, cmd).await
             }
             Command::Gc(args) => gc::run(cli.global.load(Overrides::default())?, args).await,
+            Command::Migrate => migrate::run(cli.global.load(Overrides::default())?).await,
             Command::Demo(args) => demo::run(cli.global.data_dir.clone(), args).await,
         }
     });

@@ -1098,3 +1098,19 @@ fn gc_on_a_fresh_data_dir_purges_nothing() {
     let text = env.run(&["gc"]).assert_ok().stdout.clone();
     assert!(text.contains("total"), "{text}");
 }
+
+#[test]
+fn migrate_applies_the_migrations() {
+    let env = Env::new();
+    let out = env.run(&["migrate"]);
+    out.assert_ok();
+    assert!(
+        out.stdout
+            .contains("is migrated to this version of Tessera"),
+        "{}",
+        out.stdout
+    );
+    // Idempotent.
+    env.run(&["migrate"]).assert_ok();
+    env.run(&["scope", "list", "--json"]).assert_ok();
+}

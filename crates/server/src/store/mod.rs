@@ -13,6 +13,18 @@ use tessera_protocol::{GrantType, RedirectUri, Scope};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+/// Explain a migration failure; above all, refuse a database that a newer Tessera has
+/// migrated (rather than run old code against a schema it does not know).
+pub(crate) fn migration_error(e: sqlx::migrate::MigrateError) -> anyhow::Error {
+    match e {
+        sqlx::migrate::MigrateError::VersionMissing(v) => anyhow::anyhow!(
+            "the database was migrated by a newer Tessera (migration {v} is unknown to this version); \
+             run that version, or restore a backup made before the upgrade"
+        ),
+        other => anyhow::Error::new(other),
+    }
+}
+
 /// A storage failure. Never shown to clients: it becomes `server_error`.
 pub type StoreResult<T> = Result<T, anyhow::Error>;
 

@@ -31,6 +31,7 @@ impl PostgresStore {
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
+            .map_err(super::migration_error)
             .context("running PostgreSQL migrations")?;
         Ok(Self { pool })
     }

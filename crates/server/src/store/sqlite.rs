@@ -48,6 +48,7 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
+            .map_err(super::migration_error)
             .context("running SQLite migrations")?;
         Ok(Self { pool })
     }

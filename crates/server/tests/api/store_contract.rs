@@ -1091,3 +1091,53 @@ async fn housekeeping_purges_expired_rows(store: Arc<dyn Store>) {
         "an active grant stays"
     );
 }
+
+/// A database migrated by a newer Tessera is refused, on both databases.
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("newer.db").display());
+    drop(SqliteStore::connect(&url).await.unwrap());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (9999, 'from the future', 1, X'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let err = format!(
+        "{:#}",
+        SqliteStore::connect(&url).await.err().expect("refused")
+    );
+    assert!(
+        err.contains("migrated by a newer Tessera (migration 9999"),
+        "{err}"
+    );
+
+    let b = Backend::postgres().await;
+    let (admin, schema) = b.cleanup.clone().unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO {schema}._sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (9999, 'from the future', true, '\\x00', 0)"
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let base = std::env::var("TESSERA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let err = PostgresStore::connect(
+        &format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+        2,
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(
+        format!("{err:#}").contains("migrated by a newer Tessera (migration 9999"),
+        "{err:#}"
+    );
+    b.finish().await;
+}
