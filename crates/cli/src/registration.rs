@@ -8,7 +8,7 @@ use serde_json::json;
 use tessera_protocol::Scope;
 use tessera_server::clock::{Clock, SystemClock};
 use tessera_server::config::Config;
-use tessera_server::crypto::{hash_secret, random_string, random_token};
+use tessera_server::crypto::{hash_secret, random_id, random_token};
 use tessera_server::state::open_store;
 use tessera_server::store::InitialAccessToken;
 
@@ -47,7 +47,7 @@ pub async fn run(config: Config, cmd: InitialAccessTokenCommand) -> anyhow::Resu
     let token = random_token();
     store
         .create_initial_access_token(&InitialAccessToken {
-            id: random_string(12),
+            id: random_id(),
             token_hash: hash_secret(&token),
             scope,
             uses_left: uses.map(i64::from),

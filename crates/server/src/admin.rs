@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use tessera_protocol::{GrantType, RedirectUri, Scope};
 
 use crate::client_auth::jwk::parse_set;
-use crate::crypto::{hash_password, hash_secret, random_string, random_token};
+use crate::crypto::{hash_password, hash_secret, random_id, random_token};
 use crate::seal::Sealer;
 use crate::store::{AuthMethod, Client, ClientMetadata, ScopeEntry, Store, TokenFormat, User};
 
@@ -197,7 +197,7 @@ async fn create(
         scope,
         required_scope,
     } = check_settings(store, &new).await?;
-    let id = random_string(16);
+    let id = random_id();
     // A key-based client (private_key_jwt) and a public one get no secret.
     let secret = auth_method.uses_secret().then(random_token);
     let secret_sealed = match (&secret, auth_method) {
@@ -350,7 +350,7 @@ pub async fn create_user(
     let password = password.to_owned();
     let password_hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
     let user = User {
-        id: random_string(16),
+        id: random_id(),
         username: username.to_owned(),
         password_hash,
         created_at: now,

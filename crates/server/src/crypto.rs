@@ -14,6 +14,17 @@ pub fn random_token() -> String {
     random_string(32)
 }
 
+/// A new identifier (of a client, user, grant, token record): 128 random bits as 32
+/// lowercase hex digits. Hex, not BASE64URL, so that an id never starts with `-` and
+/// can be passed to the command line as it is.
+pub fn random_id() -> String {
+    let mut buf = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the operating system's random number generator failed");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `len` random bytes, BASE64URL without padding.
 pub fn random_string(len: usize) -> String {
     let mut buf = vec![0u8; len];
@@ -108,6 +119,16 @@ mod tests {
             "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
             challenge
         ));
+    }
+
+    #[test]
+    fn ids_are_hex_so_the_command_line_takes_them() {
+        for _ in 0..100 {
+            let id = random_id();
+            assert_eq!(id.len(), 32);
+            assert!(id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{id}");
+        }
+        assert_ne!(random_id(), random_id());
     }
 
     #[test]

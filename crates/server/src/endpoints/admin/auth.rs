@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::problem::ApiError;
-use crate::crypto::{hash_secret, random_string, random_token};
+use crate::crypto::{hash_secret, random_id, random_token};
 use crate::state::AppState;
 use crate::store::{AdminToken, Store};
 
@@ -32,7 +32,7 @@ pub async fn create_token(
     }
     let token = random_token();
     let record = AdminToken {
-        id: random_string(12),
+        id: random_id(),
         name: name.to_owned(),
         token_hash: hash_secret(&token),
         created_at: now,
