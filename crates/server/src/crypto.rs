@@ -126,7 +126,11 @@ mod tests {
         for _ in 0..100 {
             let id = random_id();
             assert_eq!(id.len(), 32);
-            assert!(id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{id}");
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                "{id}"
+            );
         }
         assert_ne!(random_id(), random_id());
     }
