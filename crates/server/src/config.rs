@@ -28,6 +28,12 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Most connections in the PostgreSQL pool. Default 10.
     pub database_max_connections: u32,
+    /// The master key: 32 random bytes in base64 (`tessera key new-master-key` prints
+    /// one), usually given as `TESSERA_MASTER_KEY`. It encrypts the signing keys kept in
+    /// the database and the sealed secrets of `client_secret_jwt` clients
+    /// (AES-256-GCM). Required with PostgreSQL, where several instances share the
+    /// keys; with SQLite, when unset, one is generated at `<data_dir>/keys/master.key`.
+    pub master_key: Option<MasterKey>,
     /// Token lifetimes and formats.
     pub tokens: TokenConfig,
     /// Login sessions.
@@ -63,6 +69,17 @@ pub struct TokenConfig {
     pub signing_alg: SigningAlg,
     /// The `aud` of access tokens. Default: the issuer.
     pub audience: Option<String>,
+}
+
+/// The master key as configured (base64 text); never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MasterKey(pub String);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(redacted)")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +172,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./tessera-data"),
             database_url: None,
             database_max_connections: 10,
+            master_key: None,
             tokens: TokenConfig::default(),
             sessions: SessionConfig::default(),
             scopes: Vec::new(),
