@@ -12,7 +12,7 @@ use serde_json::Value;
 use tessera_protocol::GrantType;
 use tessera_server::admin::{self, NewClient};
 use tessera_server::clock::{Clock, FixedClock};
-use tessera_server::config::Config;
+use tessera_server::config::{Config, MasterKey};
 use tessera_server::store::TokenFormat;
 use tessera_server::AppState;
 use tokio::sync::oneshot;
@@ -20,15 +20,143 @@ use tokio::sync::oneshot;
 pub const REDIRECT: &str = "http://127.0.0.1:9000/cb";
 pub const ALICE: (&str, &str) = ("alice", "alice-password-1");
 
+/// The master key of every test server: 32 bytes ("tessera-test-master-key-32-bytes")
+/// in standard base64, the same on every instance sharing a database.
+pub const MASTER_KEY: &str = "dGVzc2VyYS10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=";
+
+/// The database a test server runs on, chosen by `TESSERA_TEST_BACKEND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file in the server's data dir (the default).
+    Sqlite,
+    /// A fresh schema in the database at `TESSERA_TEST_DATABASE_URL`.
+    Postgres,
+}
+
+impl Backend {
+    /// `TESSERA_TEST_BACKEND`: `sqlite` (the default) or `postgres`.
+    pub fn from_env() -> Self {
+        match std::env::var("TESSERA_TEST_BACKEND").as_deref() {
+            Err(_) | Ok("" | "sqlite") => Self::Sqlite,
+            Ok("postgres") => Self::Postgres,
+            Ok(other) => panic!("TESSERA_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
+        }
+    }
+}
+
+/// The PostgreSQL database the tests use: `TESSERA_TEST_DATABASE_URL`, by default
+/// `postgres://root@127.0.0.1:5432/test` (trust auth; `.ci/run` starts it).
+pub fn postgres_base_url() -> String {
+    std::env::var("TESSERA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+}
+
+/// A fresh schema in the test database, dropped (with everything in it) when the
+/// last owner lets go of it. Connections made with [`PgSchema::url`] use it as their
+/// `search_path` and name it as their `application_name`, so that the drop can end
+/// them first (a server still running would otherwise hold the schema's locks).
+pub struct PgSchema {
+    base: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl PgSchema {
+    pub async fn create(prefix: &str) -> Self {
+        let base = postgres_base_url();
+        let name = format!(
+            "{prefix}_{}",
+            tessera_server::crypto::random_string(9)
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        let mut admin = Self::admin(&base).await;
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create schema");
+        let _ = sqlx::Connection::close(admin).await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{name}&application_name={name}");
+        Self { base, name, url }
+    }
+
+    async fn admin(base: &str) -> sqlx::PgConnection {
+        <sqlx::PgConnection as sqlx::Connection>::connect(base)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL is needed at {base} (TESSERA_TEST_DATABASE_URL): {e}; `.ci/run` starts it")
+            })
+    }
+
+    async fn drop_now(base: &str, name: &str) {
+        let mut admin = Self::admin(base).await;
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .execute(&mut admin)
+        .await
+        .expect("end the schema's connections");
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+            .execute(&mut admin)
+            .await
+            .expect("drop schema");
+        let _ = sqlx::Connection::close(admin).await;
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        // Drop may run inside a test's runtime (which must not block on itself) or
+        // outside any: a thread of its own with a small runtime, joined.
+        let (base, name) = (self.base.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(Self::drop_now(&base, &name))
+        })
+        .join();
+        if dropped.is_err() && !std::thread::panicking() {
+            panic!("could not drop schema {}", self.name);
+        }
+    }
+}
+
+/// Where a test server keeps its data: its own data dir (always; it holds the SQLite
+/// database on that backend) and, on PostgreSQL, a schema that other instances and
+/// restarts may share.
+#[derive(Clone)]
+struct Storage {
+    dir: Arc<tempfile::TempDir>,
+    schema: Option<Arc<PgSchema>>,
+}
+
+impl Storage {
+    async fn fresh(backend: Backend) -> Self {
+        Self {
+            dir: Arc::new(tempfile::tempdir().expect("temp dir")),
+            schema: match backend {
+                Backend::Sqlite => None,
+                Backend::Postgres => Some(Arc::new(PgSchema::create("api").await)),
+            },
+        }
+    }
+}
+
 /// A running server with its own data dir and clock.
 pub struct TestApp {
-    /// Base URL, also the issuer.
+    /// Base URL, also the issuer (unless a test configured another).
     pub url: String,
     pub clock: FixedClock,
     pub state: AppState,
     /// A plain HTTP client that does not follow redirects.
     pub http: reqwest::Client,
-    dir: Arc<tempfile::TempDir>,
+    pub backend: Backend,
+    storage: Storage,
     shutdown: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -44,18 +172,52 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
-/// Start a server after `configure` has adjusted the config (issuer and data dir are set).
+/// Start a server on the backend `TESSERA_TEST_BACKEND` names, after `configure` has
+/// adjusted the config (issuer, data dir, master key and database URL are set).
 pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    spawn_on(Backend::from_env(), configure).await
+}
+
+/// Start a server on `backend`, whatever `TESSERA_TEST_BACKEND` says.
+pub async fn spawn_on(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
     // Pinned at the real time of the test's start, so that parts with their own
     // clocks (the demo bank and reports app) agree with it until a test moves it.
     let clock = FixedClock::new(tessera_server::clock::SystemClock.now());
-    spawn_in(dir, clock, configure).await
+    spawn_in(Storage::fresh(backend).await, clock, configure).await
 }
 
-/// Start a server on `dir` (a fresh or a used data dir) with `clock`.
+/// Two instances on one PostgreSQL schema (whatever `TESSERA_TEST_BACKEND` says), as
+/// behind a load balancer: the same issuer (the first one's URL), master key and
+/// clock; each has its own data dir and port.
+pub async fn spawn_pair() -> (TestApp, TestApp) {
+    let a = spawn_on(Backend::Postgres, |_| {}).await;
+    let b = spawn_sharing(&a, |_| {}).await;
+    (a, b)
+}
+
+/// Another instance on `app`'s database (a PostgreSQL one), with `app`'s issuer,
+/// master key and clock, its own data dir and port.
+pub async fn spawn_sharing(app: &TestApp, configure: impl FnOnce(&mut Config)) -> TestApp {
+    assert_eq!(
+        app.backend,
+        Backend::Postgres,
+        "instances share a PostgreSQL database"
+    );
+    let storage = Storage {
+        dir: Arc::new(tempfile::tempdir().expect("temp dir")),
+        schema: app.storage.schema.clone(),
+    };
+    let issuer = app.state.config.issuer.clone();
+    spawn_in(storage, app.clock.clone(), move |c| {
+        c.issuer = issuer;
+        configure(c);
+    })
+    .await
+}
+
+/// Start a server on `storage` (fresh or used) with `clock`.
 async fn spawn_in(
-    dir: Arc<tempfile::TempDir>,
+    storage: Storage,
     clock: FixedClock,
     configure: impl FnOnce(&mut Config),
 ) -> TestApp {
@@ -65,7 +227,9 @@ async fn spawn_in(
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut config = Config {
         issuer: url.clone(),
-        data_dir: dir.path().to_owned(),
+        data_dir: storage.dir.path().to_owned(),
+        database_url: storage.schema.as_ref().map(|s| s.url.clone()),
+        master_key: Some(MasterKey(MASTER_KEY.into())),
         ..Config::default()
     };
     configure(&mut config);
@@ -90,7 +254,12 @@ async fn spawn_in(
             .redirect(Policy::none())
             .build()
             .expect("client"),
-        dir,
+        backend: if storage.schema.is_some() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        },
+        storage,
         shutdown: tx,
         server,
     }
@@ -98,14 +267,14 @@ async fn spawn_in(
 
 impl TestApp {
     /// Stop the server gracefully (waiting for it to finish) and start a new one on the
-    /// same data dir and clock. The new one listens on another port.
+    /// same data dir (and PostgreSQL schema) and clock. The new one listens on another port.
     pub async fn restart(self) -> TestApp {
         let _ = self.shutdown.send(());
         tokio::time::timeout(std::time::Duration::from_secs(10), self.server)
             .await
             .expect("the server stops within 10 s")
             .expect("server task");
-        spawn_in(self.dir, self.clock, |_| {}).await
+        spawn_in(self.storage, self.clock, |_| {}).await
     }
 }
 
@@ -383,6 +552,15 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// The same browser (same cookie jar) talking to `app`: another instance on the
+    /// same host, as when a load balancer routes the next request elsewhere.
+    pub fn at(&self, app: &TestApp) -> Browser {
+        Browser {
+            http: self.http.clone(),
+            base: app.url.clone(),
+        }
+    }
+
     /// `GET /authorize` for `client` with PKCE and extra parameters.
     pub async fn authorize(
         &self,

@@ -1,5 +1,6 @@
 //! Tessera's integration tests: one binary, one file per flow. Every test starts the
-//! real server on port 0 with a fresh SQLite database and a pinned clock.
+//! real server on port 0 with a fresh database and a pinned clock: a SQLite file, or
+//! with `TESSERA_TEST_BACKEND=postgres` a PostgreSQL schema (see `helpers.rs`).
 
 mod helpers;
 
