@@ -21,6 +21,7 @@ mod registration;
 mod revocation;
 mod revocation_feed;
 mod revocation_latency;
+mod scale_out;
 mod store_contract;
 mod time_limited;
 mod walkthrough;
