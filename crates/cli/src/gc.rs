@@ -6,9 +6,6 @@ use tessera_server::clock::{Clock, SystemClock};
 use tessera_server::config::Config;
 use tessera_server::state::open_store;
 
-/// Rows deleted per statement.
-const BATCH: u32 = 1000;
-
 #[derive(Args)]
 pub struct GcArgs {
     /// Print the counts as JSON
@@ -18,7 +15,9 @@ pub struct GcArgs {
 
 pub async fn run(config: Config, args: GcArgs) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
-    let report = store.purge_expired(SystemClock.now(), BATCH).await?;
+    let report = store
+        .purge_expired(SystemClock.now(), config.housekeeping.batch)
+        .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -4,6 +4,7 @@ mod admin;
 mod admin_api;
 mod demo;
 mod gc;
+mod key;
 mod migrate;
 mod registration;
 
@@ -71,6 +72,9 @@ enum Command {
     /// Tokens for the admin REST API (/admin/)
     #[command(subcommand)]
     AdminToken(admin_api::AdminTokenCommand),
+    /// Signing keys (rotation) and the master key
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Delete expired codes, sessions, tokens and grants now (the server does it periodically)
     Gc(gc::GcArgs),
     /// Apply the database migrations (serve applies them at start too)
@@ -115,6 +119,7 @@ fn main() -> std::process::ExitCode {
             Command::AdminToken(cmd) => {
                 admin_api::run(cli.global.load(Overrides::default())?, cmd).await
             }
+            Command::Key(cmd) => key::run(cli.global.load(Overrides::default())?, cmd).await,
             Command::Gc(args) => gc::run(cli.global.load(Overrides::default())?, args).await,
             Command::Migrate => migrate::run(cli.global.load(Overrides::default())?).await,
             Command::Demo(args) => demo::run(cli.global.data_dir.clone(), args).await,

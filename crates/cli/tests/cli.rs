@@ -1114,3 +1114,92 @@ fn migrate_applies_the_migrations() {
     env.run(&["migrate"]).assert_ok();
     env.run(&["scope", "list", "--json"]).assert_ok();
 }
+
+// ---------------------------------------------------------------------------------
+// Signing keys and the master key
+
+#[test]
+fn keys_are_listed_and_rotated() {
+    let env = Env::new();
+    let master = env
+        .run(&["key", "new-master-key"])
+        .assert_ok()
+        .stdout
+        .clone();
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(master.trim())
+        .expect("base64");
+    assert_eq!(bytes.len(), 32);
+
+    let keys = env.run(&["key", "list", "--json"]).assert_ok().json();
+    let keys = keys.as_array().expect("an array");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0]["state"], "signing");
+    assert_eq!(keys[0]["alg"], "ES256");
+    assert_eq!(keys[0]["private"], true);
+
+    let new = env
+        .run(&["key", "rotate", "--publish-ahead", "2h", "--json"])
+        .assert_ok()
+        .json();
+    assert_eq!(new["state"], "next");
+    assert_eq!(
+        new["activates_at"].as_i64().unwrap() - new["created_at"].as_i64().unwrap(),
+        7200
+    );
+    let keys = env.run(&["key", "list", "--json"]).assert_ok().json();
+    let states: Vec<_> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(states, vec!["signing", "next"]);
+    let text = env.run(&["key", "list"]).assert_ok().stdout.clone();
+    assert!(text.contains(new["kid"].as_str().unwrap()), "{text}");
+
+    // Another master key does not open the keys: refused, not silently replaced.
+    let other = env.run_with(
+        &["key", "list"],
+        &[("TESSERA_MASTER_KEY", master.trim())],
+        None,
+    );
+    other.assert_fails();
+    assert!(
+        other
+            .stderr
+            .contains("the master key does not open signing key"),
+        "{}",
+        other.stderr
+    );
+}
+
+#[test]
+fn postgres_without_a_master_key_is_refused() {
+    let env = Env::new();
+    let out = env.run(&[
+        "--database-url",
+        "postgres://root@127.0.0.1:1/none",
+        "key",
+        "list",
+    ]);
+    out.assert_fails();
+    assert!(
+        out.stderr
+            .contains("a master key is required with PostgreSQL: set TESSERA_MASTER_KEY"),
+        "{}",
+        out.stderr
+    );
+    let bad = env.run_with(
+        &["key", "list"],
+        &[("TESSERA_MASTER_KEY", "c2hvcnQ=")],
+        None,
+    );
+    bad.assert_fails();
+    assert!(
+        bad.stderr.contains("must be 32 bytes, not 5"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -28,6 +28,14 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Most connections in the PostgreSQL pool. Default 10.
     pub database_max_connections: u32,
+    /// How long a request waits for a PostgreSQL connection before it fails (503).
+    /// Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub database_acquire_timeout: Duration,
+    /// How long an idle PostgreSQL connection stays open. Default 10 minutes; `0s` keeps
+    /// them.
+    #[serde(with = "humantime_serde")]
+    pub database_idle_timeout: Duration,
     /// The master key: 32 random bytes in base64 (`tessera key new-master-key` prints
     /// one), usually given as `TESSERA_MASTER_KEY`. It encrypts the signing keys kept in
     /// the database and the sealed secrets of `client_secret_jwt` clients
@@ -69,6 +77,38 @@ pub struct TokenConfig {
     pub signing_alg: SigningAlg,
     /// The `aud` of access tokens. Default: the issuer.
     pub audience: Option<String>,
+    /// Signing key rotation.
+    pub key_rotation: KeyRotationConfig,
+}
+
+/// Signing keys live in the database, shared by every instance. A new key is published
+/// in the JWKS `publish_ahead` before it signs; an old key stays published until every
+/// token it signed has expired, then goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyRotationConfig {
+    /// Start a new key when the newest is this old (`tessera key rotate` does it at
+    /// once). Default 30 days; `0s` turns automatic rotation off.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How long a new key is published before it signs, so that resource servers and
+    /// clients caching the JWKS (Tessera serves it with `max-age=300`) know it first.
+    /// Default 1 hour.
+    #[serde(with = "humantime_serde")]
+    pub publish_ahead: Duration,
+    /// How often each instance reads the keys again from the database. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub reload: Duration,
+}
+
+impl Default for KeyRotationConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30 * 24 * 3600),
+            publish_ahead: Duration::from_secs(3600),
+            reload: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The master key as configured (base64 text); never printed by `Debug`.
@@ -90,6 +130,14 @@ pub enum SigningAlg {
 }
 
 impl SigningAlg {
+    /// Every algorithm, in the order keys of earlier versions were looked for.
+    pub const ALL: [SigningAlg; 3] = [Self::ES256, Self::EdDSA, Self::RS256];
+
+    /// The algorithm named `name` (its JOSE name).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ES256 => "ES256",
@@ -172,6 +220,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./tessera-data"),
             database_url: None,
             database_max_connections: 10,
+            database_acquire_timeout: Duration::from_secs(5),
+            database_idle_timeout: Duration::from_secs(600),
             master_key: None,
             tokens: TokenConfig::default(),
             sessions: SessionConfig::default(),
@@ -192,6 +242,7 @@ impl Default for TokenConfig {
             refresh_grace_period: Duration::ZERO,
             signing_alg: SigningAlg::ES256,
             audience: None,
+            key_rotation: KeyRotationConfig::default(),
         }
     }
 }
@@ -260,6 +311,9 @@ impl Config {
         }
         if self.tokens.access_token_ttl.is_zero() || self.tokens.code_ttl.is_zero() {
             anyhow::bail!("token lifetimes must be positive");
+        }
+        if self.tokens.key_rotation.reload.is_zero() {
+            anyhow::bail!("tokens.key_rotation.reload must be positive");
         }
         if self.housekeeping.interval.is_zero() || self.housekeeping.batch == 0 {
             anyhow::bail!("housekeeping.interval and housekeeping.batch must be positive");

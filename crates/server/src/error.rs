@@ -53,6 +53,7 @@ impl OAuthError {
             Self::UnsupportedResponseType(_) => ErrorCode::UnsupportedResponseType,
             Self::LoginRequired(_) => ErrorCode::LoginRequired,
             Self::ConsentRequired(_) => ErrorCode::ConsentRequired,
+            Self::Internal(e) if is_overloaded(e) => ErrorCode::TemporarilyUnavailable,
             Self::Internal(_) => ErrorCode::ServerError,
         }
     }
@@ -70,6 +71,9 @@ impl OAuthError {
             | Self::UnsupportedResponseType(t)
             | Self::LoginRequired(t)
             | Self::ConsentRequired(t) => Some(t),
+            Self::Internal(e) if is_overloaded(e) => {
+                Some("the database is busy; try again in a moment")
+            }
             Self::Internal(_) => None,
         }
     }
@@ -108,6 +112,18 @@ impl OAuthError {
     }
 }
 
+/// Whether an internal error is the database connection pool running dry (no connection
+/// within `database_acquire_timeout`): answered 503 `temporarily_unavailable` with
+/// `Retry-After`, rather than `server_error`.
+fn is_overloaded(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::PoolTimedOut)
+        )
+    })
+}
+
 /// Shorthand for the `StoreResult`/`anyhow` errors that become `server_error`.
 pub type Result<T, E = OAuthError> = std::result::Result<T, E>;
 
@@ -125,6 +141,10 @@ impl IntoResponse for OAuthError {
         // RFC 6749 §5.1: token responses (and their errors) are never cached.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if code == ErrorCode::TemporarilyUnavailable {
+            // RFC 9110 §10.2.3.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if code == ErrorCode::InvalidClient {
             // RFC 6749 §5.2: a 401 names the authentication scheme.
             headers.insert(

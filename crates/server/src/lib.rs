@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod error;
 pub mod grants;
 pub mod housekeeping;
+pub mod master;
 pub mod pages;
 pub mod registration;
 pub mod revocation;
@@ -106,6 +107,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let stopping = state.stopping.clone();
     tokio::spawn(housekeeping::run_periodically(state.clone()));
+    tokio::spawn(tokens::ring::run_periodically(state.clone()));
     let signal = async move {
         shutdown.await;
         // Ends the revocation feed's streams, so their connections can close.

@@ -1,22 +1,26 @@
-//! Sealing small secrets at rest with AES-256-GCM under a key of the data dir.
+//! Sealing small secrets at rest with AES-256-GCM.
 //!
 //! Tessera stores client secrets only as SHA-256 hashes, with one exception: a
 //! `client_secret_jwt` client signs its assertions with HMAC keyed by the secret itself
 //! (OpenID Connect Core §9), and a hash cannot key an HMAC. For those clients alone the
-//! secret is also kept sealed here. The key lives in `<data_dir>/keys/secrets.key`
-//! (32 random bytes, mode 0600), generated on first use.
+//! secret is also kept sealed, under a key derived from the master key
+//! ([`crate::master`]), so that every instance sharing the database opens it.
+//! Earlier versions sealed with `<data_dir>/keys/secrets.key`; when that file exists it
+//! still opens what it sealed.
 
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 
-/// The file name of the sealing key under the keys directory.
-pub const KEY_FILE: &str = "secrets.key";
+/// The file name of the sealing key of earlier versions under the keys directory.
+pub const LEGACY_KEY_FILE: &str = "secrets.key";
 
 /// Seals and opens values; `seal` output is `nonce (12 bytes) || ciphertext || tag`.
 pub struct Sealer {
     key: RandomizedNonceKey,
+    /// A key that only opens (values sealed by earlier versions).
+    legacy: Option<RandomizedNonceKey>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -25,37 +29,33 @@ impl std::fmt::Debug for Sealer {
     }
 }
 
+fn aes_key(key: &[u8]) -> anyhow::Result<RandomizedNonceKey> {
+    if key.len() != 32 {
+        bail!("a sealing key has 32 bytes, not {}", key.len());
+    }
+    RandomizedNonceKey::new(&AES_256_GCM, key)
+        .map_err(|_| anyhow::anyhow!("cannot build an AES-256-GCM key"))
+}
+
 impl Sealer {
     /// A sealer from 32 key bytes.
     pub fn from_key(key: &[u8]) -> anyhow::Result<Self> {
-        if key.len() != 32 {
-            bail!("a sealing key has 32 bytes, not {}", key.len());
-        }
-        let key = RandomizedNonceKey::new(&AES_256_GCM, key)
-            .map_err(|_| anyhow::anyhow!("cannot build an AES-256-GCM key"))?;
-        Ok(Self { key })
+        Ok(Self {
+            key: aes_key(key)?,
+            legacy: None,
+        })
     }
 
-    /// Load `<dir>/secrets.key`, generating it (mode 0600) if it does not exist.
-    pub fn load_or_generate(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(KEY_FILE);
-        if !path.exists() {
-            let mut key = [0u8; 32];
-            aws_lc_rs::rand::fill(&mut key).map_err(|_| {
-                anyhow::anyhow!("the operating system's random number generator failed")
-            })?;
-            match write_new_private(&path, &key) {
-                Ok(()) => {
-                    tracing::info!(path = %path.display(), "generated the secret-sealing key")
-                }
-                // Another process created it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
-            }
+    /// Also open values sealed with `<dir>/secrets.key`, if that file exists.
+    pub fn with_legacy_key_in(mut self, dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(LEGACY_KEY_FILE);
+        if path.exists() {
+            let key =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            self.legacy =
+                Some(aes_key(&key).with_context(|| format!("loading {}", path.display()))?);
         }
-        let key = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        Self::from_key(&key).with_context(|| format!("loading {}", path.display()))
+        Ok(self)
     }
 
     /// Encrypt `plaintext`, binding it to `context` (e.g. the client id) so that a
@@ -78,19 +78,20 @@ impl Sealer {
             bail!("the sealed value is too short");
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let nonce =
-            Nonce::try_assume_unique_for_key(nonce).map_err(|_| anyhow::anyhow!("bad nonce"))?;
-        let mut in_out = ciphertext.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(context), &mut in_out)
-            .map_err(|_| anyhow::anyhow!("the sealed value does not open with this key"))?;
-        Ok(plain.to_vec())
+        for key in std::iter::once(&self.key).chain(self.legacy.as_ref()) {
+            let nonce = Nonce::try_assume_unique_for_key(nonce)
+                .map_err(|_| anyhow::anyhow!("bad nonce"))?;
+            let mut in_out = ciphertext.to_vec();
+            if let Ok(plain) = key.open_in_place(nonce, Aad::from(context), &mut in_out) {
+                return Ok(plain.to_vec());
+            }
+        }
+        bail!("the sealed value does not open with this key")
     }
 }
 
 /// Create `path` with `bytes`, readable by its owner only; fails if it exists.
-fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -110,9 +111,7 @@ mod tests {
 
     #[test]
     fn seal_and_open() {
-        let dir =
-            std::env::temp_dir().join(format!("tessera-seal-{}", crate::crypto::random_string(8)));
-        let sealer = Sealer::load_or_generate(&dir).unwrap();
+        let sealer = Sealer::from_key(&[3u8; 32]).unwrap();
         let a = sealer.seal(b"client-1", b"secret").unwrap();
         let b = sealer.seal(b"client-1", b"secret").unwrap();
         assert_ne!(a, b, "a fresh nonce each time");
@@ -124,18 +123,33 @@ mod tests {
         let mut tampered = a.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(sealer.open(b"client-1", &tampered).is_err());
-        // The same key is loaded again, with owner-only permissions.
-        let again = Sealer::load_or_generate(&dir).unwrap();
-        assert_eq!(again.open(b"client-1", &a).unwrap(), b"secret");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join(KEY_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        assert!(Sealer::from_key(&[4u8; 32])
+            .unwrap()
+            .open(b"client-1", &a)
+            .is_err());
+    }
+
+    #[test]
+    fn a_legacy_key_file_still_opens_what_it_sealed() {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-seal-{}", crate::crypto::random_string(8)));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_new_private(&dir.join(LEGACY_KEY_FILE), &[5u8; 32]).unwrap();
+        let old = Sealer::from_key(&[5u8; 32])
+            .unwrap()
+            .seal(b"c", b"s")
+            .unwrap();
+        let sealer = Sealer::from_key(&[6u8; 32])
+            .unwrap()
+            .with_legacy_key_in(&dir)
+            .unwrap();
+        assert_eq!(sealer.open(b"c", &old).unwrap(), b"s");
+        // New values are sealed under the new key only.
+        let new = sealer.seal(b"c", b"t").unwrap();
+        assert!(Sealer::from_key(&[5u8; 32])
+            .unwrap()
+            .open(b"c", &new)
+            .is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -7,14 +7,17 @@ use anyhow::Context;
 use crate::client_auth::jwks_uri::JwksUriCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::master::{MasterKey, Purpose};
 use crate::seal::Sealer;
+use crate::store::postgres::PoolSettings;
 use crate::store::{PostgresStore, ScopeEntry, SqliteStore, Store};
-use crate::tokens::Keys;
+use crate::tokens::KeyRing;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub keys: Arc<Keys>,
+    /// The signing keys, shared through the database by every instance.
+    pub keys: Arc<KeyRing>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
     /// Bumped after every revocation, waking the revocation feed's subscribers.
@@ -29,12 +32,13 @@ pub struct AppState {
 
 impl AppState {
     /// Open everything the server needs: the database (running migrations), the
-    /// configured scopes, and the signing and secret-sealing keys under `<data_dir>/keys`.
+    /// configured scopes, the master key, and the signing keys in the database.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
+        // The master key first: PostgreSQL without one is refused before it is touched.
+        let master = MasterKey::resolve(&config)?;
         let store = open_store(&config).await?;
-        let keys =
-            Keys::load_or_generate(&config.data_dir.join("keys"), config.tokens.signing_alg)?;
-        let sealer = open_sealer(&config)?;
+        let keys = KeyRing::open(store.clone(), &master, &config, SystemClock.now()).await?;
+        let sealer = sealer_of(&config, &master)?;
         Ok(Self {
             store,
             keys: Arc::new(keys),
@@ -54,10 +58,15 @@ impl AppState {
     }
 }
 
-/// Load (or generate on first use) the key sealing `client_secret_jwt` secrets,
-/// `<data_dir>/keys/secrets.key`.
+/// The sealer of `client_secret_jwt` secrets, under the master key of `config`.
 pub fn open_sealer(config: &Config) -> anyhow::Result<Sealer> {
-    Sealer::load_or_generate(&config.data_dir.join("keys"))
+    sealer_of(config, &MasterKey::resolve(config)?)
+}
+
+fn sealer_of(config: &Config, master: &MasterKey) -> anyhow::Result<Sealer> {
+    master
+        .sealer(Purpose::ClientSecrets)?
+        .with_legacy_key_in(&config.data_dir.join("keys"))
 }
 
 /// Open the configured database, run its migrations and apply the config's scopes.
@@ -70,7 +79,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         }
         Arc::new(SqliteStore::connect(&url).await?)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Arc::new(PostgresStore::connect(&url, config.database_max_connections).await?)
+        let settings = PoolSettings {
+            max_connections: config.database_max_connections,
+            acquire_timeout: config.database_acquire_timeout,
+            idle_timeout: (!config.database_idle_timeout.is_zero())
+                .then_some(config.database_idle_timeout),
+        };
+        Arc::new(PostgresStore::connect_with(&url, &settings).await?)
     } else {
         anyhow::bail!(
             "unsupported database URL {url:?}: this build supports sqlite:// and postgres:// URLs"

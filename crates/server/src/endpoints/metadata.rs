@@ -56,7 +56,7 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let mut response = Json(state.keys.jwks()).into_response();
+    let mut response = Json(state.keys.current().jwks()).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),

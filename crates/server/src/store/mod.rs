@@ -605,6 +605,50 @@ pub trait HousekeepingStore: Send + Sync {
     async fn purge_expired(&self, now: i64, batch: u32) -> StoreResult<PurgeReport>;
 }
 
+/// A signing key as stored. The private half is PKCS#8, sealed with AES-256-GCM under
+/// a key derived from the master key, the `kid` as associated data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// The RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// `ES256`, `EdDSA` or `RS256`.
+    pub alg: String,
+    /// The public JWK as published (JSON).
+    pub public_jwk: String,
+    /// The sealed private key; `None` once the key no longer signs and was wiped.
+    pub private_key: Option<Vec<u8>>,
+    pub created_at: i64,
+    /// When the key starts signing; until then it is only published.
+    pub activates_at: i64,
+}
+
+/// Signing keys shared by every instance on the database.
+///
+/// A key of an algorithm is *superseded* at the `activates_at` of the next key of the
+/// same algorithm (by `activates_at`); before that moment it may sign.
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Every key, by `activates_at` then `kid`.
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Insert `key`, unless `unless_created_after` is given and a key of the same `alg`
+    /// was created after it. The check and the insert are one atomic step, even when
+    /// several instances try at once: at most one of them inserts. Returns whether
+    /// `key` was inserted.
+    async fn add_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        unless_created_after: Option<i64>,
+    ) -> StoreResult<bool>;
+    /// Wipe the private half of every key superseded at or before `wipe_before`, and
+    /// delete every key superseded at or before `delete_before`. Returns the number of
+    /// keys wiped and deleted.
+    async fn retire_signing_keys(
+        &self,
+        wipe_before: i64,
+        delete_before: i64,
+    ) -> StoreResult<(u64, u64)>;
+}
+
 /// Everything the server stores.
 pub trait Store:
     ScopeStore
@@ -622,6 +666,7 @@ pub trait Store:
     + AdminTokenStore
     + InitialAccessTokenStore
     + HousekeepingStore
+    + SigningKeyStore
     + Send
     + Sync
 {
@@ -643,6 +688,7 @@ impl<T> Store for T where
         + AdminTokenStore
         + InitialAccessTokenStore
         + HousekeepingStore
+        + SigningKeyStore
         + Send
         + Sync
 {

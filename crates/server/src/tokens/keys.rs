@@ -1,9 +1,9 @@
-//! Signing keys: generated on first start under `<data_dir>/keys/`, parsed once, and
-//! kept as ready key pairs so that signing a token costs one signature and nothing more.
-//! The JWKS publishes the public half of every key found there (RFC 7517 §5).
+//! Signing keys: parsed once and kept as ready key pairs, so that signing a token
+//! costs one signature and nothing more. A [`Keys`] is one snapshot of the keys in the
+//! database ([`super::ring`] keeps it fresh); the JWKS publishes the public half of
+//! every key in it (RFC 7517 §5), including the next key before it signs.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use anyhow::Context;
 use aws_lc_rs::encoding::AsDer;
@@ -26,35 +26,50 @@ enum PrivateKey {
 }
 
 /// The public half of a key, ready to verify.
-struct PublicKey {
-    alg: SigningAlg,
-    /// For ES256 and EdDSA the raw public key; for RS256 the DER `RSAPublicKey`.
-    bytes: Vec<u8>,
+enum PublicKey {
+    /// The uncompressed point `0x04 || x || y`.
+    Es256(Vec<u8>),
+    EdDsa(Vec<u8>),
+    Rs256 {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
 }
 
-struct Loaded {
-    alg: SigningAlg,
+impl PublicKey {
+    fn alg(&self) -> SigningAlg {
+        match self {
+            Self::Es256(_) => SigningAlg::ES256,
+            Self::EdDsa(_) => SigningAlg::EdDSA,
+            Self::Rs256 { .. } => SigningAlg::RS256,
+        }
+    }
+}
+
+/// A key that may sign from `activates_at` on.
+struct Signer {
+    activates_at: i64,
     key: PrivateKey,
-    jwk: Jwk,
+    /// BASE64URL of the JOSE header of tokens it signs.
+    header_b64: String,
+    kid: String,
 }
 
-/// The signing key in use, and the public keys that verify every key on disk.
+/// One snapshot of the signing keys: those of the configured algorithm that may sign,
+/// and the public half of every key.
 pub struct Keys {
-    active: PrivateKey,
-    active_alg: SigningAlg,
-    /// BASE64URL of the JOSE header of tokens signed by the active key.
-    header_b64: String,
+    alg: SigningAlg,
+    /// Keys of `alg` with their private half, latest activation first.
+    signers: Vec<Signer>,
     public: HashMap<String, PublicKey>,
     jwks: Jwks,
     rng: SystemRandom,
 }
 
-fn file_name(alg: SigningAlg) -> &'static str {
-    match alg {
-        SigningAlg::ES256 => "es256.p8",
-        SigningAlg::EdDSA => "eddsa.p8",
-        SigningAlg::RS256 => "rs256.p8",
-    }
+/// A freshly generated key: its public JWK and its PKCS#8 private key.
+pub struct Generated {
+    pub jwk: Jwk,
+    pub pkcs8: Vec<u8>,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -84,7 +99,8 @@ fn thumbprint(jwk: &Jwk) -> String {
     b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref())
 }
 
-fn generate(alg: SigningAlg) -> anyhow::Result<Vec<u8>> {
+/// Generate a key pair for `alg`.
+pub fn generate(alg: SigningAlg) -> anyhow::Result<Generated> {
     let rng = SystemRandom::new();
     let der = match alg {
         SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -102,11 +118,13 @@ fn generate(alg: SigningAlg) -> anyhow::Result<Vec<u8>> {
             .as_ref()
             .to_vec(),
     };
-    Ok(der)
+    let (_, jwk) = load(alg, &der)?;
+    Ok(Generated { jwk, pkcs8: der })
 }
 
-fn load(alg: SigningAlg, der: &[u8]) -> anyhow::Result<Loaded> {
-    let bad = |_| anyhow::anyhow!("the {} key file is not a valid PKCS#8 key", alg.as_str());
+/// Parse a PKCS#8 private key of `alg`, with its public JWK (`kid` its thumbprint).
+fn load(alg: SigningAlg, der: &[u8]) -> anyhow::Result<(PrivateKey, Jwk)> {
+    let bad = |_| anyhow::anyhow!("not a valid PKCS#8 {} key", alg.as_str());
     let mut jwk = Jwk {
         kty: String::new(),
         kid: String::new(),
@@ -147,70 +165,111 @@ fn load(alg: SigningAlg, der: &[u8]) -> anyhow::Result<Loaded> {
         }
     };
     jwk.kid = thumbprint(&jwk);
-    Ok(Loaded { alg, key, jwk })
+    Ok((key, jwk))
 }
 
-fn public_bytes(key: &PrivateKey) -> Vec<u8> {
-    match key {
-        PrivateKey::Es256(kp) => kp.public_key().as_ref().to_vec(),
-        PrivateKey::EdDsa(kp) => kp.public_key().as_ref().to_vec(),
-        PrivateKey::Rs256(kp) => kp.public_key().as_ref().to_vec(),
-    }
+/// The public key of a JWK, ready to verify.
+fn public_from_jwk(alg: SigningAlg, jwk: &Jwk) -> anyhow::Result<PublicKey> {
+    let field = |v: &Option<String>, name: &str| -> anyhow::Result<Vec<u8>> {
+        URL_SAFE_NO_PAD
+            .decode(
+                v.as_deref()
+                    .with_context(|| format!("the JWK has no {name}"))?,
+            )
+            .with_context(|| format!("the JWK's {name} is not BASE64URL"))
+    };
+    Ok(match alg {
+        SigningAlg::ES256 => {
+            let mut point = vec![4u8];
+            point.extend(field(&jwk.x, "x")?);
+            point.extend(field(&jwk.y, "y")?);
+            PublicKey::Es256(point)
+        }
+        SigningAlg::EdDSA => PublicKey::EdDsa(field(&jwk.x, "x")?),
+        SigningAlg::RS256 => PublicKey::Rs256 {
+            n: field(&jwk.n, "n")?,
+            e: field(&jwk.e, "e")?,
+        },
+    })
+}
+
+/// The public JWK of a PKCS#8 private key of `alg` (a key file of an earlier version).
+pub fn from_pkcs8(alg: SigningAlg, der: &[u8]) -> anyhow::Result<Generated> {
+    let (_, jwk) = load(alg, der)?;
+    Ok(Generated {
+        jwk,
+        pkcs8: der.to_vec(),
+    })
+}
+
+/// A key of the database as [`Keys::new`] takes it: its record fields, parsed.
+pub struct KeyEntry {
+    pub alg: SigningAlg,
+    pub jwk: Jwk,
+    /// The PKCS#8 private key, opened; `None` if wiped.
+    pub pkcs8: Option<Vec<u8>>,
+    pub activates_at: i64,
 }
 
 impl Keys {
-    /// Load every key under `dir`, generating the key for `alg` if it is missing.
-    pub fn load_or_generate(dir: &Path, alg: SigningAlg) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let active_path = dir.join(file_name(alg));
-        if !active_path.exists() {
-            let der = generate(alg)?;
-            write_private(&active_path, &der)?;
-            tracing::info!(alg = alg.as_str(), path = %active_path.display(), "generated a signing key");
-        }
-        let mut active = None;
+    /// A snapshot of `entries` (by `activates_at`, oldest first) signing with keys of
+    /// `alg`.
+    pub fn new(alg: SigningAlg, entries: Vec<KeyEntry>) -> anyhow::Result<Self> {
+        let mut signers = Vec::new();
         let mut public = HashMap::new();
         let mut jwks = Jwks { keys: Vec::new() };
-        for candidate in [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256] {
-            let path = dir.join(file_name(candidate));
-            if !path.exists() {
-                continue;
-            }
-            let der =
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let loaded =
-                load(candidate, &der).with_context(|| format!("loading {}", path.display()))?;
+        for entry in entries.into_iter().rev() {
+            let kid = entry.jwk.kid.clone();
             public.insert(
-                loaded.jwk.kid.clone(),
-                PublicKey {
-                    alg: loaded.alg,
-                    bytes: public_bytes(&loaded.key),
-                },
+                kid.clone(),
+                public_from_jwk(entry.alg, &entry.jwk)
+                    .with_context(|| format!("signing key {kid}"))?,
             );
-            jwks.keys.push(loaded.jwk.clone());
-            if candidate == alg {
-                active = Some(loaded);
+            if let (true, Some(der)) = (entry.alg == alg, &entry.pkcs8) {
+                let (key, jwk) =
+                    load(entry.alg, der).with_context(|| format!("signing key {kid}"))?;
+                anyhow::ensure!(
+                    jwk.kid == kid,
+                    "signing key {kid}: the private key does not match its public key"
+                );
+                let header =
+                    serde_json::json!({ "alg": alg.as_str(), "typ": "at+jwt", "kid": kid });
+                signers.push(Signer {
+                    activates_at: entry.activates_at,
+                    key,
+                    header_b64: b64(header.to_string().as_bytes()),
+                    kid: kid.clone(),
+                });
             }
+            jwks.keys.push(entry.jwk);
         }
-        let active = active.context("the active signing key did not load")?;
-        Ok(Self::from_parts(active, public, jwks))
-    }
-
-    fn from_parts(active: Loaded, public: HashMap<String, PublicKey>, jwks: Jwks) -> Self {
-        let header = serde_json::json!({ "alg": active.alg.as_str(), "typ": "at+jwt", "kid": active.jwk.kid });
-        Self {
-            header_b64: b64(header.to_string().as_bytes()),
-            active: active.key,
-            active_alg: active.alg,
+        Ok(Self {
+            alg,
+            signers,
             public,
             jwks,
             rng: SystemRandom::new(),
-        }
+        })
     }
 
-    /// The algorithm of the active key.
+    /// The key that signs at `now`: the latest activated one (or, if none has
+    /// activated yet, the earliest to come).
+    fn signer(&self, now: i64) -> anyhow::Result<&Signer> {
+        self.signers
+            .iter()
+            .find(|s| s.activates_at <= now)
+            .or_else(|| self.signers.last())
+            .with_context(|| format!("no {} signing key", self.alg.as_str()))
+    }
+
+    /// The `kid` of the key that signs at `now`.
+    pub fn signing_kid(&self, now: i64) -> Option<&str> {
+        self.signer(now).ok().map(|s| s.kid.as_str())
+    }
+
+    /// The algorithm of the signing keys.
     pub fn alg(&self) -> SigningAlg {
-        self.active_alg
+        self.alg
     }
 
     /// The public keys, for `jwks_uri`.
@@ -219,14 +278,16 @@ impl Keys {
     }
 
     /// Sign a JWT access token (RFC 9068 §2.1: `typ` is `at+jwt`).
-    pub fn sign_jwt(&self, claims: &impl serde::Serialize) -> anyhow::Result<String> {
+    /// Signed by the key in force at `now`.
+    pub fn sign_jwt(&self, now: i64, claims: &impl serde::Serialize) -> anyhow::Result<String> {
+        let signer = self.signer(now)?;
         let payload = b64(&serde_json::to_vec(claims)?);
-        let mut token = String::with_capacity(self.header_b64.len() + payload.len() + 400);
-        token.push_str(&self.header_b64);
+        let mut token = String::with_capacity(signer.header_b64.len() + payload.len() + 400);
+        token.push_str(&signer.header_b64);
         token.push('.');
         token.push_str(&payload);
         let msg = token.as_bytes();
-        let sig = match &self.active {
+        let sig = match &signer.key {
             PrivateKey::Es256(kp) => kp
                 .sign(&self.rng, msg)
                 .map_err(|_| anyhow::anyhow!("ES256 signing failed"))?
@@ -258,59 +319,50 @@ impl Keys {
         let header: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
         let key = self.public.get(header.get("kid")?.as_str()?)?;
-        if header.get("alg")?.as_str()? != key.alg.as_str()
+        if header.get("alg")?.as_str()? != key.alg().as_str()
             || header.get("typ")?.as_str()? != "at+jwt"
         {
             return None;
         }
         let sig = URL_SAFE_NO_PAD.decode(s).ok()?;
         let msg = &token.as_bytes()[..h.len() + 1 + p.len()];
-        let ok = match key.alg {
-            SigningAlg::ES256 => {
-                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &key.bytes).verify(msg, &sig)
+        let ok = match key {
+            PublicKey::Es256(point) => {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(msg, &sig)
             }
-            SigningAlg::EdDSA => {
-                UnparsedPublicKey::new(&signature::ED25519, &key.bytes).verify(msg, &sig)
-            }
-            SigningAlg::RS256 => {
-                UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &key.bytes)
-                    .verify(msg, &sig)
-            }
+            PublicKey::EdDsa(x) => UnparsedPublicKey::new(&signature::ED25519, x).verify(msg, &sig),
+            PublicKey::Rs256 { n, e } => signature::RsaPublicKeyComponents { n, e }.verify(
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+                msg,
+                &sig,
+            ),
         };
         ok.ok()?;
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()
     }
 }
 
-/// Write a private key readable by its owner only.
-fn write_private(path: &Path, der: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(der)?;
-    file.sync_all()?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn entry(alg: SigningAlg, activates_at: i64) -> KeyEntry {
+        let g = generate(alg).unwrap();
+        KeyEntry {
+            alg,
+            jwk: g.jwk,
+            pkcs8: Some(g.pkcs8),
+            activates_at,
+        }
+    }
+
     #[test]
     fn sign_and_verify_every_algorithm() {
-        let dir =
-            std::env::temp_dir().join(format!("tessera-keys-{}", crate::crypto::random_string(8)));
         for alg in [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256] {
-            let keys = Keys::load_or_generate(&dir, alg).unwrap();
-            let token = keys.sign_jwt(&serde_json::json!({"sub": "alice"})).unwrap();
+            let keys = Keys::new(alg, vec![entry(alg, 0)]).unwrap();
+            let token = keys
+                .sign_jwt(10, &serde_json::json!({"sub": "alice"}))
+                .unwrap();
             assert_eq!(keys.verify_jwt(&token).unwrap()["sub"], "alice");
             // A flipped payload character breaks the signature.
             let mut tampered = token.clone().into_bytes();
@@ -319,22 +371,38 @@ mod tests {
             assert!(keys
                 .verify_jwt(std::str::from_utf8(&tampered).unwrap())
                 .is_none());
+            // The public key rebuilt from the JWK alone verifies too.
+            let mut public_only = entry(alg, 0);
+            let e = Keys::new(alg, vec![entry(alg, 0)]).unwrap();
+            public_only.jwk = e.jwks().keys[0].clone();
+            public_only.pkcs8 = None;
+            let verifier = Keys::new(alg, vec![public_only]).unwrap();
+            let token = e.sign_jwt(10, &serde_json::json!({"sub": "bob"})).unwrap();
+            assert_eq!(verifier.verify_jwt(&token).unwrap()["sub"], "bob");
         }
-        // All three keys stay published.
-        let keys = Keys::load_or_generate(&dir, SigningAlg::ES256).unwrap();
+    }
+
+    #[test]
+    fn the_latest_activated_key_signs_and_every_key_is_published() {
+        let old = entry(SigningAlg::ES256, 0);
+        let next = entry(SigningAlg::ES256, 100);
+        let other = entry(SigningAlg::EdDSA, 50);
+        let (old_kid, next_kid) = (old.jwk.kid.clone(), next.jwk.kid.clone());
+        let keys = Keys::new(SigningAlg::ES256, vec![old, other, next]).unwrap();
         assert_eq!(keys.jwks().keys.len(), 3);
-        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(keys.signing_kid(99), Some(old_kid.as_str()));
+        assert_eq!(keys.signing_kid(100), Some(next_kid.as_str()));
+        let before = keys.sign_jwt(99, &serde_json::json!({})).unwrap();
+        let after = keys.sign_jwt(100, &serde_json::json!({})).unwrap();
+        assert!(keys.verify_jwt(&before).is_some() && keys.verify_jwt(&after).is_some());
     }
 
     #[test]
     fn alg_none_refused() {
-        let dir =
-            std::env::temp_dir().join(format!("tessera-keys-{}", crate::crypto::random_string(8)));
-        let keys = Keys::load_or_generate(&dir, SigningAlg::EdDSA).unwrap();
+        let keys = Keys::new(SigningAlg::EdDSA, vec![entry(SigningAlg::EdDSA, 0)]).unwrap();
         let kid = &keys.jwks().keys[0].kid;
         let header = b64(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#).as_bytes());
         let token = format!("{header}.{}.", b64(br#"{"sub":"x"}"#));
         assert!(keys.verify_jwt(&token).is_none());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -32,6 +32,7 @@ pub async fn find(state: &AppState, token: &str, hint: Option<&str>) -> Result<O
     if token.bytes().filter(|b| *b == b'.').count() == 2 {
         return Ok(state
             .keys
+            .current()
             .verify_jwt(token)
             .and_then(|v| serde_json::from_value::<AccessClaims>(v).ok())
             .filter(|c| c.iss == state.config.issuer)

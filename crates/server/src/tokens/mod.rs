@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod lookup;
+pub mod ring;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +17,7 @@ use crate::state::AppState;
 use crate::store::{Client, OpaqueAccessToken, RefreshToken, TokenFormat};
 
 pub use keys::Keys;
+pub use ring::KeyRing;
 
 /// The claims of a JWT access token (RFC 9068 §2.2).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,7 +82,7 @@ pub async fn issue_access_token(
                 grant_id: spec.grant_id.map(str::to_owned),
                 auth_time: spec.auth_time,
             };
-            state.keys.sign_jwt(&claims)?
+            state.keys.current().sign_jwt(now, &claims)?
         }
         TokenFormat::Opaque => {
             let token = random_token();

@@ -98,6 +98,7 @@ contract!(
     admin_tokens,
     initial_access_tokens,
     housekeeping_purges_expired_rows,
+    signing_keys,
 );
 
 const NOW: i64 = 1_800_000_000;
@@ -1140,4 +1141,82 @@ async fn a_newer_schema_is_refused() {
         "{err:#}"
     );
     b.finish().await;
+}
+
+fn key(kid: &str, alg: &str, created_at: i64, activates_at: i64) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.into(),
+        alg: alg.into(),
+        public_jwk: format!(r#"{{"kid":"{kid}"}}"#),
+        private_key: Some(vec![1, 2, 3]),
+        created_at,
+        activates_at,
+    }
+}
+
+async fn signing_keys(store: Arc<dyn Store>) {
+    // Of several instances adding "the next key unless one was created since T" at
+    // once, exactly one succeeds.
+    let results = join_all((0..12).map(|i| {
+        let store = store.clone();
+        async move {
+            store
+                .add_signing_key(&key(&format!("k{i}"), "ES256", NOW, NOW), Some(NOW - 10))
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    assert_eq!(results.iter().filter(|r| **r).count(), 1, "{results:?}");
+    let winner = store.list_signing_keys().await.unwrap();
+    assert_eq!(winner.len(), 1);
+    let first = winner[0].kid.clone();
+    // The condition is per algorithm; no condition always inserts.
+    assert!(store
+        .add_signing_key(&key("ed", "EdDSA", NOW, NOW), Some(NOW - 10))
+        .await
+        .unwrap());
+    assert!(!store
+        .add_signing_key(&key("es-2", "ES256", NOW + 1, NOW + 100), Some(NOW - 10))
+        .await
+        .unwrap());
+    assert!(store
+        .add_signing_key(&key("es-2", "ES256", NOW + 1, NOW + 100), None)
+        .await
+        .unwrap());
+    let listed = store.list_signing_keys().await.unwrap();
+    let order: Vec<_> = listed.iter().map(|k| k.kid.as_str()).collect();
+    // By activation, then kid ("ed" < "k…").
+    assert_eq!(order, vec!["ed", first.as_str(), "es-2"]);
+    assert_eq!(listed[2], key("es-2", "ES256", NOW + 1, NOW + 100));
+
+    // Nothing is superseded before the next key of its algorithm activates (NOW + 100).
+    assert_eq!(
+        store.retire_signing_keys(NOW + 99, NOW + 99).await.unwrap(),
+        (0, 0)
+    );
+    // Superseded at NOW + 100: wiped first, deleted later; the EdDSA key has no successor.
+    assert_eq!(
+        store.retire_signing_keys(NOW + 100, NOW).await.unwrap(),
+        (1, 0)
+    );
+    let listed = store.list_signing_keys().await.unwrap();
+    assert_eq!(listed[1].kid, first);
+    assert_eq!(listed[1].private_key, None);
+    assert!(listed[0].private_key.is_some() && listed[2].private_key.is_some());
+    assert_eq!(
+        store
+            .retire_signing_keys(NOW + 100, NOW + 100)
+            .await
+            .unwrap(),
+        (0, 1)
+    );
+    let kids: Vec<_> = store
+        .list_signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, vec!["ed".to_owned(), "es-2".to_owned()]);
 }

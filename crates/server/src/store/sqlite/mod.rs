@@ -16,6 +16,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 use tessera_protocol::{GrantType, RedirectUri, Scope};
 
+mod keys;
+
 use super::*;
 
 #[derive(Clone)]

@@ -12,7 +12,30 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 use tessera_protocol::{GrantType, RedirectUri, Scope};
 
+mod keys;
+
 use super::*;
+
+/// How the connection pool behaves.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Most connections open at once.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection (or a new one) before failing.
+    pub acquire_timeout: std::time::Duration,
+    /// How long a connection may stay idle before it is closed (`None`: never).
+    pub idle_timeout: Option<std::time::Duration>,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: std::time::Duration::from_secs(5),
+            idle_timeout: Some(std::time::Duration::from_secs(600)),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -23,8 +46,22 @@ impl PostgresStore {
     /// Connect to a `postgres://` URL with a pool of at most `max_connections`, and run
     /// the migrations (their `_sqlx_migrations` table lives in the search path).
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        Self::connect_with(
+            url,
+            &PoolSettings {
+                max_connections,
+                ..PoolSettings::default()
+            },
+        )
+        .await
+    }
+
+    /// Connect with the given pool settings, and run the migrations.
+    pub async fn connect_with(url: &str, settings: &PoolSettings) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(settings.idle_timeout)
             .connect(url)
             .await
             .with_context(|| format!("cannot connect to PostgreSQL database {}", redact(url)))?;
