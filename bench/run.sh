@@ -1,0 +1,560 @@
+#!/usr/bin/env bash
+# Tessera side by side with node-oidc-provider (the benchmark peer): the same wrk load
+# on each, each server pinned to one core, runs interleaved (Tessera, peer, Tessera,
+# ...), medians of BENCH_RUNS runs. Read bench/README-run.md first.
+#
+#   bench/run.sh                                  # the full run (about 25 minutes)
+#   BENCH_DURATION=3s BENCH_RUNS=1 bench/run.sh   # a quick try
+#
+# Settings (environment, with defaults):
+#   BENCH_DURATION=10s     each wrk run (also BENCH_WRK_DURATION of bench/lib.sh)
+#   BENCH_RUNS=3           runs per server and scenario; the median is reported
+#   BENCH_WARMUP=2s        one warm-up run per server and scenario, not counted
+#   BENCH_BACKENDS         "sqlite postgres" (postgres is skipped when it does not
+#                          answer at BENCH_PG_ADMIN_URL, postgres://root@127.0.0.1:5432/test)
+#   BENCH_SCENARIOS        "cc_es256 cc_eddsa cc_opaque introspect refresh code login bank"
+#   BENCH_SERVER_CPU=1     the core of the server (Tessera or the peer)
+#   BENCH_WRK_CPU=0        the core of wrk (and of the Python that mints codes)
+#   BENCH_REFRESH_SUPPLY=512  refresh tokens minted before each refresh run
+#   BENCH_CODE_MARGIN=1.5  codes minted per run: the warm-up's rate x duration x this
+#   BENCH_ARGON2_SAMPLES=9 password hashes timed for the Argon2id reference
+# and those of bench/lib.sh (BENCH_BIN, BENCH_REV, BENCH_WRK_CONNS, ...) and
+# bench/lib-peer.sh.
+
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+: "${BENCH_SERVER_CPU:=1}"
+: "${BENCH_WRK_CPU:=0}"
+if [[ -n ${BENCH_DURATION:-} ]]; then BENCH_WRK_DURATION=$BENCH_DURATION; fi
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
+# shellcheck source=bench/lib-peer.sh
+. "$BENCH_DIR/lib-peer.sh"
+
+: "${BENCH_WARMUP:=2s}"
+: "${BENCH_BACKENDS:=sqlite postgres}"
+: "${BENCH_SCENARIOS:=cc_es256 cc_eddsa cc_opaque introspect refresh code login bank}"
+: "${BENCH_REFRESH_SUPPLY:=512}"
+: "${BENCH_CODE_MARGIN:=1.5}"
+: "${BENCH_ARGON2_SAMPLES:=9}"
+BENCH_DURATION=$BENCH_WRK_DURATION
+
+export BENCH_LUA_DIR=$BENCH_DIR/lua BENCH_WRK_THREADS
+# Tessera: warnings and errors only (the peer logs nothing per request either); codes
+# live long enough to be minted before a run; no housekeeping during the runs.
+export TESSERA_LOG=warn TESSERA_TOKENS__CODE_TTL=10m TESSERA_HOUSEKEEPING__INTERVAL=24h
+
+PEER_AUTH="Basic $(printf 'bench-client:bench-secret-0123456789abcdef0123456789abcdef' | base64 -w0)"
+REDIRECT_URI=http://127.0.0.1/cb
+RESULTS=""   # lines: backend|scenario|t_rps|t_p50|t_p99|p_rps|p_p50|p_p99|ratio|status|notes
+FAILED=0
+
+# ---- helpers -----------------------------------------------------------------------
+
+seconds() { # 10s, 2m, 500ms -> whole seconds (at least 1)
+    awk -v d="$1" 'BEGIN {
+        n = d + 0
+        if (d ~ /ms$/) n /= 1000; else if (d ~ /m$/) n *= 60; else if (d ~ /h$/) n *= 3600
+        n = int(n + 0.999); print (n < 1 ? 1 : n) }'
+}
+
+json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+basic() { printf 'Basic %s' "$(printf '%s:%s' "$1" "$2" | base64 -w0)"; }
+
+# Run wrk (pinned to BENCH_WRK_CPU; bounded by `timeout`) with one of bench/lua's
+# scripts; the environment passes on to the script.
+#   wrk_run OUT DURATION URL SCRIPT [ARGS...]
+wrk_run() {
+    local out=$1 duration=$2 url=$3 script=$4
+    shift 4
+    if ! taskset -c "$BENCH_WRK_CPU" timeout $(($(seconds "$duration") + 60)) \
+        wrk -t"$BENCH_WRK_THREADS" -c"$BENCH_WRK_CONNS" -d"$duration" --timeout 10s --latency \
+        -s "$BENCH_LUA_DIR/$script" "$url" -- "$@" >"$out" 2>&1; then
+        cat "$out" >&2
+        bench_die "wrk failed ($out)"
+    fi
+}
+
+# One line from a wrk output file: `RPS P50 P99 REQUESTS BAD SOCKET_ERRORS`, where BAD
+# counts the answers the script's check refused and SOCKET_ERRORS wrk's connect, read,
+# write errors and timeouts.
+wrk_figures() {
+    local parsed bad sock
+    parsed=$(bench_wrk_parse "$1") || bench_die "cannot read wrk's output $1"
+    bad=$(awk '/^bad: / { print $2 }' "$1")
+    sock=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$1")
+    read -r rps p50 p99 reqs _ <<<"$parsed"
+    echo "$rps $p50 $p99 $reqs ${bad:-missing} ${sock:-0}"
+}
+
+# ---- Tessera: stores and servers ---------------------------------------------------
+
+STORE_DIR="" STORE_URL="" RUNNING_STORE=""
+JWT_AUTH="" OPAQUE_AUTH="" APP_ID="" APP_SECRET="" APP_AUTH="" USER_PASSWORD=""
+declare -A STORE_DIRS STORE_URLS STORE_ALGS STORE_VARS
+
+# Create a fresh store LABEL (data dir; SQLite file or a fresh PostgreSQL database)
+# with scopes, clients and users, for tokens signed with ALG. use_store LABEL then
+# sets the clients' Authorization headers JWT_AUTH (client_credentials, JWT),
+# OPAQUE_AUTH (client_credentials, opaque) and APP_ID / APP_SECRET / APP_AUTH
+# (authorization_code and refresh_token, JWT access tokens), and USER_PASSWORD (of
+# the user "bench").
+new_store() {
+    local backend=$1 label=$2 alg=$3 dir=$BENCH_TMP/store-$2 url json
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    case $backend in
+        sqlite) url=sqlite://$dir/tessera.db ;;
+        postgres)
+            bench_pg_create_db "tessera_run_$label"
+            url=$BENCH_PG_URL
+            ;;
+    esac
+    STORE_DIRS[$label]=$dir STORE_URLS[$label]=$url STORE_ALGS[$label]=$alg
+    bench_tessera "$dir" "$url" migrate >&2
+    bench_tessera "$dir" "$url" scope create read --description "Read" >&2
+    bench_tessera "$dir" "$url" scope create write --description "Write" >&2
+    json=$(bench_tessera "$dir" "$url" client create --name bench-jwt --json --scope "read write" \
+        --token-format jwt --grant-type client_credentials)
+    JWT_AUTH=$(basic "$(json_field client_id <<<"$json")" "$(json_field client_secret <<<"$json")")
+    json=$(bench_tessera "$dir" "$url" client create --name bench-opaque --json \
+        --scope "read write" --token-format opaque --grant-type client_credentials)
+    OPAQUE_AUTH=$(basic "$(json_field client_id <<<"$json")" "$(json_field client_secret <<<"$json")")
+    json=$(bench_tessera "$dir" "$url" client create --name bench-app --json \
+        --redirect-uri "$REDIRECT_URI" --scope "read write" --token-format jwt \
+        --grant-type authorization_code --grant-type refresh_token)
+    APP_ID=$(json_field client_id <<<"$json") APP_SECRET=$(json_field client_secret <<<"$json")
+    APP_AUTH=$(basic "$APP_ID" "$APP_SECRET")
+    USER_PASSWORD=$(head -c 18 /dev/urandom | base64 -w0 | tr '+/' '-_')
+    printf '%s\n' "$USER_PASSWORD" |
+        bench_tessera "$dir" "$url" user create --username bench --password-stdin >&2
+    printf '%s\n' "$USER_PASSWORD" |
+        bench_tessera "$dir" "$url" user create --username argon-ref --password-stdin >&2
+    STORE_VARS[$label]=$(for v in JWT_AUTH OPAQUE_AUTH APP_ID APP_SECRET APP_AUTH USER_PASSWORD; do
+        printf '%s=%q\n' "$v" "${!v}"
+    done)
+}
+
+# Make the Tessera server of store LABEL the running one (stopping another).
+use_store() {
+    local label=$1
+    [[ $RUNNING_STORE == "$label" ]] && return 0
+    eval "${STORE_VARS[$label]}"
+    bench_stop_server
+    RUNNING_STORE=""
+    STORE_DIR=${STORE_DIRS[$label]} STORE_URL=${STORE_URLS[$label]}
+    TESSERA_TOKENS__SIGNING_ALG=${STORE_ALGS[$label]} \
+        bench_start_server "$STORE_DIR" "$STORE_URL" "$BENCH_TMP/tessera-$label.log"
+    RUNNING_STORE=$label
+    bench_log "tessera ($label, ${STORE_ALGS[$label]}) at $BENCH_SERVER_URL, pid $BENCH_SERVER_PID"
+}
+
+# ---- measuring ---------------------------------------------------------------------
+
+# Interleaved runs of a scenario: T_RUN (Tessera) and, unless "-", P_RUN (the peer),
+# each a function taking (OUT_FILE, DURATION) that runs wrk. A warm-up run of each
+# first; then T, P, T, P, ... BENCH_RUNS times. Appends a line to RESULTS.
+#   measure BACKEND SCENARIO T_RUN P_RUN [NOTES] [RATIO_BASE]
+# RATIO_BASE: a peer req/s figure to compare a Tessera-only scenario with.
+measure() {
+    local backend=$1 scenario=$2 t_run=$3 p_run=$4 notes=${5:-} ratio_base=${6:-}
+    local run side fn out f t_rps=() t_p50=() t_p99=() p_rps=() p_p50=() p_p99=()
+    local status=ok bad_notes="" tr tp50 tp99 pr="-" pp50="-" pp99="-" ratio="-" slug
+    slug=$backend-$(tr -cs 'A-Za-z0-9\n' '_' <<<"$scenario")
+    bench_log "== $backend $scenario (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    for side in t p; do
+        fn=${side}_run
+        [[ ${!fn} == - ]] && continue
+        out=$BENCH_TMP/wrk-$slug-$side-warmup.txt
+        "${!fn}" "$out" "$BENCH_WARMUP"
+    done
+    for ((run = 1; run <= BENCH_RUNS; run++)); do
+        for side in t p; do
+            fn=${side}_run
+            [[ ${!fn} == - ]] && continue
+            out=$BENCH_TMP/wrk-$slug-$side-$run.txt
+            "${!fn}" "$out" "$BENCH_DURATION"
+            read -r -a f <<<"$(wrk_figures "$out")"
+            bench_log "  $([[ $side == t ]] && echo tessera || echo peer) run $run:" \
+                "${f[0]} req/s, p50 ${f[1]} ms, p99 ${f[2]} ms, ${f[3]} requests," \
+                "${f[4]} bad, ${f[5]} socket errors"
+            if [[ ${f[4]} != 0 || ${f[5]} != 0 ]]; then
+                status=FAIL
+                bad_notes+=" [$side run $run: ${f[4]} bad, ${f[5]} socket errors$(
+                    sed -n 's/^bad sample: \(.\{0,160\}\).*/; first: \1/p' "$out")]"
+                sed 's/^/    wrk: /' "$out" >&2
+            fi
+            if [[ $side == t ]]; then
+                t_rps+=("${f[0]}") t_p50+=("${f[1]}") t_p99+=("${f[2]}")
+            else
+                p_rps+=("${f[0]}") p_p50+=("${f[1]}") p_p99+=("${f[2]}")
+            fi
+        done
+    done
+    tr=$(bench_median "${t_rps[@]}") tp50=$(bench_median "${t_p50[@]}") tp99=$(bench_median "${t_p99[@]}")
+    if [[ $p_run != - ]]; then
+        pr=$(bench_median "${p_rps[@]}") pp50=$(bench_median "${p_p50[@]}") pp99=$(bench_median "${p_p99[@]}")
+        ratio=$(awk -v a="$tr" -v b="$pr" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    elif [[ -n $ratio_base ]]; then
+        ratio=$(awk -v a="$tr" -v b="$ratio_base" 'BEGIN { printf "%.2f*", (b > 0 ? a / b : 0) }')
+    fi
+    [[ $status == ok ]] || FAILED=1
+    echo "$backend|$scenario|$tr|$tp50|$tp99|$pr|$pp50|$pp99|$ratio|$status|$notes$bad_notes" >>"$RESULTS"
+}
+
+# The peer's req/s of a scenario already measured on BACKEND (for Tessera-only ratios).
+peer_rps() { awk -F'|' -v b="$1" -v s="$2" '$1 == b && $2 == s && $6 != "-" { print $6 }' "$RESULTS"; }
+
+# ---- scenarios ---------------------------------------------------------------------
+
+# 1-3: client_credentials (RFC 6749 §4.4), client_secret_basic, scope read.
+t_cc_jwt() {
+    BENCH_PATH=/token BENCH_BODY="grant_type=client_credentials&scope=read" BENCH_AUTH=$JWT_AUTH \
+        BENCH_EXPECT_BODY='"access_token":"' wrk_run "$1" "$2" "$BENCH_SERVER_URL" request.lua
+}
+t_cc_opaque() {
+    BENCH_PATH=/token BENCH_BODY="grant_type=client_credentials&scope=read" BENCH_AUTH=$OPAQUE_AUTH \
+        BENCH_EXPECT_BODY='"access_token":"' wrk_run "$1" "$2" "$BENCH_SERVER_URL" request.lua
+}
+peer_cc() { # RESOURCE OUT DURATION
+    BENCH_PATH=/token BENCH_BODY="grant_type=client_credentials&scope=read&resource=$1" \
+        BENCH_AUTH=$PEER_AUTH BENCH_EXPECT_BODY='"access_token":"' \
+        wrk_run "$2" "$3" "$BENCH_PEER_URL" request.lua
+}
+# Check that a token of URL's client_credentials grant is a JWT signed with ALG.
+check_jwt_alg() { # URL AUTH BODY ALG
+    local token alg
+    token=$(fresh_token "$1" /token "$2" "$3")
+    alg=$(python3 -c 'import base64, json, sys; h = sys.argv[1].split(".")[0]
+print(json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))["alg"])' "$token") ||
+        bench_die "$1 did not issue a JWT"
+    [[ $alg == "$4" ]] || bench_die "$1 signed with $alg, not $4"
+}
+p_cc_es256() { peer_cc urn:bench:jwt "$@"; }
+p_cc_eddsa() { peer_cc urn:bench:jwt-eddsa "$@"; }
+p_cc_opaque() { peer_cc urn:bench:opaque "$@"; }
+
+# 4: introspection (RFC 7662) of an opaque token issued right before the run, by the
+# client that holds it.
+fresh_token() { # URL PATH AUTH BODY
+    curl -fsS --max-time 10 -H "Authorization: $3" -d "$4" "$1$2" | json_field access_token
+}
+t_introspect() {
+    local token
+    token=$(fresh_token "$BENCH_SERVER_URL" /token "$OPAQUE_AUTH" "grant_type=client_credentials&scope=read")
+    BENCH_PATH=/introspect BENCH_BODY="token=$token" BENCH_AUTH=$OPAQUE_AUTH \
+        BENCH_EXPECT_BODY='"active":true' wrk_run "$1" "$2" "$BENCH_SERVER_URL" request.lua
+}
+p_introspect() {
+    local token
+    token=$(fresh_token "$BENCH_PEER_URL" /token "$PEER_AUTH" \
+        "grant_type=client_credentials&scope=read&resource=urn:bench:opaque")
+    BENCH_PATH=/token/introspection BENCH_BODY="token=$token" BENCH_AUTH=$PEER_AUTH \
+        BENCH_EXPECT_BODY='"active":true' wrk_run "$1" "$2" "$BENCH_PEER_URL" request.lua
+}
+
+# Mint through the real flow (bench/mint.py, pinned with wrk), as user "bench" of the
+# running store unless MINT_URL, MINT_USER, MINT_PASSWORD and MINT_SCOPE say otherwise.
+mint() { # MODE COUNT OUT
+    BENCH_CLIENT_ID=$APP_ID BENCH_CLIENT_SECRET=$APP_SECRET BENCH_REDIRECT_URI=$REDIRECT_URI \
+        BENCH_SCOPE=${MINT_SCOPE:-read write} BENCH_USERNAME=${MINT_USER:-bench} \
+        BENCH_PASSWORD=${MINT_PASSWORD:-$USER_PASSWORD} taskset -c "$BENCH_WRK_CPU" \
+        python3 "$BENCH_DIR/mint.py" "$1" "${MINT_URL:-$BENCH_SERVER_URL}" "$2" "$3" ||
+        bench_die "minting $2 $1 failed"
+}
+
+# 5: refresh token rotation: a supply of refresh tokens from real code redemptions;
+# each answer's new refresh token is used again later in the run.
+t_refresh() {
+    mint tokens "$BENCH_REFRESH_SUPPLY" "$1.tokens"
+    cut -d' ' -f1 "$1.tokens" >"$1.refresh"
+    BENCH_AUTH=$APP_AUTH wrk_run "$1" "$2" "$BENCH_SERVER_URL" rotate-refresh.lua "$1.refresh"
+}
+
+# 6: authorization code redemption with PKCE; codes minted right before each run.
+# The warm-up mints CODE_WARMUP codes and its rate sizes the supply of the runs.
+CODE_WARMUP=3000 CODE_RATE=""
+t_code() {
+    local count=$CODE_WARMUP t0 t1
+    if [[ -n $CODE_RATE ]]; then
+        count=$(awk -v r="$CODE_RATE" -v d="$(seconds "$2")" -v m="$BENCH_CODE_MARGIN" \
+            'BEGIN { n = int(r * d * m) + 1000; print n }')
+    fi
+    t0=$(date +%s.%N)
+    mint codes "$count" "$1.codes"
+    t1=$(date +%s.%N)
+    bench_log "  minted $count codes in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+    BENCH_AUTH=$APP_AUTH BENCH_REDIRECT_URI=$REDIRECT_URI \
+        wrk_run "$1" "$2" "$BENCH_SERVER_URL" redeem-code.lua "$1.codes"
+    if grep -q '^exhausted: [1-9]' "$1"; then
+        CODE_EXHAUSTED=1
+        bench_log "  the codes ran out before the end of the run (the rate is over the shorter time)"
+    fi
+    if [[ -z $CODE_RATE ]]; then
+        CODE_RATE=$(awk '/^Requests\/sec:/ { print $2 }' "$1")
+    fi
+}
+
+# 8: full login (POST /login, no authorization request): CSRF double submit, the
+# user's Argon2id hash verified, a session stored; 303 to /account/apps.
+LOGIN_CSRF=""
+t_login() {
+    BENCH_PATH=/login BENCH_COOKIE="tessera_csrf=$LOGIN_CSRF" BENCH_EXPECT=303 \
+        BENCH_EXPECT_BODY=/account/apps \
+        BENCH_BODY="csrf=$LOGIN_CSRF&username=bench&password=$USER_PASSWORD" \
+        wrk_run "$1" "$2" "$BENCH_SERVER_URL" request.lua
+}
+
+# The Argon2id reference: `tessera user set-password` (one hash) and `tessera user
+# list` (the same process start and store opening, no hash), alternately
+# BENCH_ARGON2_SAMPLES times each, pinned to the server's core while the server is
+# stopped. Prints the median difference in milliseconds.
+argon2_ms() {
+    local i t0 t1 t2 diffs=()
+    for ((i = 0; i < BENCH_ARGON2_SAMPLES; i++)); do
+        t0=$(date +%s%N)
+        printf 'argon-ref-password-%s\n' "$i" | taskset -c "$BENCH_SERVER_CPU" \
+            timeout 60 "$BENCH_BIN" user set-password argon-ref --password-stdin \
+            --data-dir "$STORE_DIR" --database-url "$STORE_URL" >/dev/null
+        t1=$(date +%s%N)
+        taskset -c "$BENCH_SERVER_CPU" timeout 60 "$BENCH_BIN" user list \
+            --data-dir "$STORE_DIR" --database-url "$STORE_URL" >/dev/null
+        t2=$(date +%s%N)
+        diffs+=("$(((t1 - t0) - (t2 - t1)))")
+    done
+    awk -v ns="$(bench_median "${diffs[@]}")" 'BEGIN { printf "%.1f", ns / 1e6 }'
+}
+
+run_backend() {
+    local backend=$1 scenario ms
+    declare -A made=()
+    for scenario in $BENCH_SCENARIOS; do
+        case $scenario in
+            cc_eddsa) [[ -n ${made[eddsa]:-} ]] || { new_store "$backend" "${backend}_eddsa" EdDSA; made[eddsa]=1; } ;;
+            bank) continue ;;
+            *) [[ -n ${made[main]:-} ]] || { new_store "$backend" "${backend}_main" ES256; made[main]=1; } ;;
+        esac
+    done
+    for scenario in $BENCH_SCENARIOS; do
+        case $scenario in
+            cc_es256)
+                use_store "${backend}_main"
+                check_jwt_alg "$BENCH_SERVER_URL" "$JWT_AUTH" "grant_type=client_credentials&scope=read" ES256
+                check_jwt_alg "$BENCH_PEER_URL" "$PEER_AUTH" \
+                    "grant_type=client_credentials&scope=read&resource=urn:bench:jwt" ES256
+                measure "$backend" "client_credentials JWT ES256" t_cc_jwt p_cc_es256
+                ;;
+            cc_eddsa)
+                use_store "${backend}_eddsa"
+                check_jwt_alg "$BENCH_SERVER_URL" "$JWT_AUTH" "grant_type=client_credentials&scope=read" EdDSA
+                check_jwt_alg "$BENCH_PEER_URL" "$PEER_AUTH" \
+                    "grant_type=client_credentials&scope=read&resource=urn:bench:jwt-eddsa" EdDSA
+                measure "$backend" "client_credentials JWT EdDSA" t_cc_jwt p_cc_eddsa
+                ;;
+            cc_opaque)
+                use_store "${backend}_main"
+                measure "$backend" "client_credentials opaque" t_cc_opaque p_cc_opaque
+                ;;
+            introspect)
+                use_store "${backend}_main"
+                measure "$backend" "introspection (opaque, active)" t_introspect p_introspect
+                ;;
+            refresh)
+                use_store "${backend}_main"
+                measure "$backend" "refresh rotation" t_refresh - \
+                    "supply $BENCH_REFRESH_SUPPLY, chained; *ratio vs peer cc opaque" \
+                    "$(peer_rps "$backend" "client_credentials opaque")"
+                ;;
+            code)
+                use_store "${backend}_main"
+                CODE_RATE="" CODE_EXHAUSTED=""
+                measure "$backend" "authorization_code + PKCE" t_code - "JWT access + refresh token"
+                [[ -z $CODE_EXHAUSTED ]] || sed -i '$ s/$/; codes ran out in some run/' "$RESULTS"
+                ;;
+            login)
+                use_store "${backend}_main"
+                bench_stop_server
+                RUNNING_STORE=""
+                bench_log "Argon2id reference: $BENCH_ARGON2_SAMPLES hashes"
+                ms=$(argon2_ms)
+                use_store "${backend}_main"
+                LOGIN_CSRF=$(BENCH_OUT=$BENCH_TMP/csrf.txt; python3 "$BENCH_DIR/mint.py" csrf \
+                    "$BENCH_SERVER_URL" "$BENCH_OUT" && cat "$BENCH_OUT")
+                measure "$backend" "login (Argon2id)" t_login - \
+                    "one Argon2id hash: $ms ms (median, tessera user set-password), so <= $(awk -v m="$ms" \
+                        'BEGIN { printf "%.0f", (m > 0 ? 1000 / m : 0) }')/s on one core"
+                ;;
+            bank) ;;
+            *) bench_die "unknown scenario $scenario" ;;
+        esac
+    done
+    bench_stop_server
+    RUNNING_STORE=""
+}
+
+# ---- 7: the demo bank, a resource server on crates/resource --------------------------
+
+DEMO_PID="" BANK_URL="" BANK_TOKEN=""
+
+stop_demo() {
+    local pid=$DEMO_PID i
+    [[ -n $pid ]] || return 0
+    DEMO_PID=""
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+t_bank_auth() {
+    BENCH_METHOD=GET BENCH_PATH=/accounts BENCH_AUTH="Bearer $BANK_TOKEN" \
+        BENCH_EXPECT_BODY='"accounts":' wrk_run "$1" "$2" "$BANK_URL" request.lua
+}
+t_bank_noauth() {
+    BENCH_METHOD=GET BENCH_PATH=/accounts BENCH_EXPECT=401 wrk_run "$1" "$2" "$BANK_URL" request.lua
+}
+t_bank_healthz() {
+    BENCH_METHOD=GET BENCH_PATH=/healthz BENCH_EXPECT_BODY=ok wrk_run "$1" "$2" "$BANK_URL" request.lua
+}
+
+# `tessera demo` (authorization server, bank and reports app in one process, pinned to
+# the server's core, SQLite), a client registered with the CLI, one access token for
+# alice through the real flow (audience: the bank), then the bank's GET /accounts with
+# it, the same route without a token (401) and the bank's /healthz (no auth).
+run_bank() {
+    local dir=$BENCH_TMP/demo log=$BENCH_TMP/demo.log auth_port bank_port reports_port i json
+    local password t_auth t_health
+    mkdir -p "$dir"
+    auth_port=$(bench_free_port) bank_port=$(bench_free_port) reports_port=$(bench_free_port)
+    # The demo keeps its own master key in its data dir (it reads no TESSERA_* setting).
+    (exec env -u TESSERA_MASTER_KEY taskset -c "$BENCH_SERVER_CPU" "$BENCH_BIN" demo \
+        --data-dir "$dir" --auth-listen "127.0.0.1:$auth_port" \
+        --bank-listen "127.0.0.1:$bank_port" --reports-listen "127.0.0.1:$reports_port") \
+        >"$log" 2>&1 &
+    DEMO_PID=$!
+    bench_on_exit stop_demo
+    for ((i = 0; i < BENCH_START_TIMEOUT * 10; i++)); do
+        grep -q '^Press Ctrl-C' "$log" && break
+        kill -0 "$DEMO_PID" 2>/dev/null || { cat "$log" >&2; bench_die "tessera demo exited"; }
+        sleep 0.1
+    done
+    grep -q '^Press Ctrl-C' "$log" || { cat "$log" >&2; bench_die "tessera demo did not start"; }
+    if grep -q 'not yet subscribed to the revocation feed' "$log"; then
+        bench_log "the bank is not on the revocation feed yet: it may introspect tokens"
+    fi
+    BANK_URL=http://127.0.0.1:$bank_port
+    password=$(sed -n 's|^  alice / ||p' "$log")
+    json=$(env -u TESSERA_MASTER_KEY "$BENCH_BIN" client create --data-dir "$dir" \
+        --name "Bench reader" --redirect-uri "$REDIRECT_URI" --token-format jwt --json \
+        --scope "accounts:read transactions:read")
+    APP_ID=$(json_field client_id <<<"$json") APP_SECRET=$(json_field client_secret <<<"$json")
+    MINT_URL=http://127.0.0.1:$auth_port MINT_USER=alice MINT_PASSWORD=$password \
+        MINT_SCOPE="accounts:read transactions:read" mint tokens 1 "$BENCH_TMP/bank-token"
+    BANK_TOKEN=$(cut -d' ' -f2 "$BENCH_TMP/bank-token")
+    measure demo "bank GET /accounts, JWT" t_bank_auth - "verify (crates/resource) + SQLite read"
+    measure demo "bank GET /accounts, no token" t_bank_noauth - "401 invalid_token path"
+    measure demo "bank GET /healthz, no auth" t_bank_healthz - "bare route, for comparison"
+    if grep -q 'revocation feed is down' "$log"; then
+        BANK_NOTE="bank: the revocation feed went down during the runs (it then introspects every token): "
+    fi
+    t_auth=$(awk -F'|' '$2 == "bank GET /accounts, JWT" { print $3 }' "$RESULTS")
+    t_health=$(awk -F'|' '$2 == "bank GET /healthz, no auth" { print $3 }' "$RESULTS")
+    if [[ -n $t_auth && -n $t_health ]]; then
+        BANK_NOTE+="bank: an authenticated GET /accounts costs $(awk -v a="$t_auth" -v h="$t_health" \
+            'BEGIN { printf "%.0f", (1e6 / a - 1e6 / h) }') us of CPU more than /healthz"
+        BANK_NOTE+=" (token verification, scope check, one SQLite query, a larger JSON body)"
+    fi
+    stop_demo
+}
+
+# ---- report ------------------------------------------------------------------------
+
+BANK_NOTE=""
+
+report() {
+    echo
+    echo "== Median of $BENCH_RUNS interleaved runs of wrk -t$BENCH_WRK_THREADS -c$BENCH_WRK_CONNS" \
+        "-d$BENCH_DURATION --latency (keep-alive); server on cpu $BENCH_SERVER_CPU, wrk on cpu $BENCH_WRK_CPU"
+    printf '%-9s %-32s %9s %8s %8s %9s %8s %8s %7s %-5s %s\n' backend scenario "T req/s" \
+        "T p50" "T p99" "P req/s" "P p50" "P p99" ratio check notes
+    awk -F'|' '{
+        printf "%-9s %-32s %9s %8s %8s %9s %8s %8s %7s %-5s %s\n", $1, $2, $3, $4, $5, $6, $7,
+            $8, $9, $10, $11 }' "$RESULTS"
+    echo "(T: Tessera, P: node-oidc-provider $(bench_peer_version); latencies in ms; ratio: T req/s" \
+        "over P req/s; * over the peer's client_credentials opaque figure; \"-\": no equivalent)"
+    [[ -z $BANK_NOTE ]] || echo "$BANK_NOTE"
+}
+
+# Warnings and errors in the servers' logs (Tessera logs at warn; the peer logs
+# server_error only).
+report_logs() {
+    local f n
+    echo
+    echo "== Server logs"
+    for f in "$BENCH_TMP"/tessera-*.log "$BENCH_TMP"/demo.log "$BENCH_TMP"/peer.log; do
+        [[ -f $f ]] || continue
+        n=$(grep -c -E 'WARN|ERROR|server_error' "$f" || true)
+        echo "$(basename "$f"): $n warning/error lines"
+        # Grouped by message: timestamps, and the numbers and statements in them, left out.
+        grep -E 'WARN|ERROR|server_error' "$f" | sed -E 's/\x1b\[[0-9;]*m//g' |
+            sed -E -e 's/^[0-9]{4}-[0-9-]+T[0-9:.]+Z +//' -e 's/db\.statement="([^"\\]|\\.)*" //' \
+                -e 's/=[0-9][0-9.]*/=N/g' | cut -c1-220 | sort | uniq -c | sort -rn | head -n 8 |
+            sed 's/^/    /' || true
+    done
+}
+
+versions() {
+    echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)," \
+        "$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "commit: $BENCH_COMMIT"
+    echo "rustc: $(cd "$BENCH_SRC" && rustc --version)"
+    echo "node: $(node --version); oidc-provider $(bench_peer_version) (NODE_ENV=production)"
+    echo "wrk: $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
+    echo "postgres: $(bench_psql -Atc 'SHOW server_version' "$BENCH_PG_ADMIN_URL" 2>/dev/null || echo "not reachable")"
+}
+
+main() {
+    local start backend
+    start=$(date +%s)
+    bench_init
+    echo "tessera vs node-oidc-provider, $(date -u +%FT%TZ)"
+    echo "command: BENCH_DURATION=$BENCH_DURATION BENCH_RUNS=$BENCH_RUNS BENCH_WARMUP=$BENCH_WARMUP" \
+        "BENCH_BACKENDS=\"$BENCH_BACKENDS\" bench/run.sh"
+    echo "load before: $(uptime)"
+    bench_build
+    versions
+    TESSERA_MASTER_KEY=$("$BENCH_BIN" key new-master-key 2>/dev/null || bench_master_key)
+    export TESSERA_MASTER_KEY
+    RESULTS=$BENCH_TMP/results.txt
+    : >"$RESULTS"
+    bench_peer_prepare
+    bench_peer_start
+    bench_log "peer at $BENCH_PEER_URL, pid $BENCH_PEER_PID"
+    for backend in $BENCH_BACKENDS; do
+        if [[ $backend == postgres ]] && ! bench_pg_available; then
+            echo "postgres: skipped, $BENCH_PG_ADMIN_URL does not answer"
+            continue
+        fi
+        run_backend "$backend"
+    done
+    if [[ " $BENCH_SCENARIOS " == *" bank "* ]]; then
+        run_bank
+    fi
+    bench_peer_stop
+    report
+    report_logs
+    echo
+    echo "load after: $(uptime)"
+    echo "wall time: $(($(date +%s) - start)) s"
+    if ((FAILED)); then
+        bench_log "some scenario had answers other than expected: see the check column"
+        exit 1
+    fi
+}
+
+main "$@"
