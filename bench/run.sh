@@ -89,6 +89,23 @@ wrk_figures() {
     echo "$rps $p50 $p99 $reqs ${bad:-missing} ${sock:-0}"
 }
 
+# Wait (at most 30 s) until process PID uses under 6% of a core over half a second:
+# requests still in flight when wrk stopped (a login's Argon2id hash goes on) must
+# not run into the next run.
+wait_idle() {
+    local pid=$1 i a b
+    [[ -n $pid ]] || return 0
+    ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+    a=$(ticks "$pid")
+    for ((i = 0; i < 60; i++)); do
+        sleep 0.5
+        b=$(ticks "$pid")
+        (( b - a < 3 )) && return 0
+        a=$b
+    done
+    bench_log "  pid $pid still busy after 30 s; going on"
+}
+
 # ---- Tessera: stores and servers ---------------------------------------------------
 
 STORE_DIR="" STORE_URL="" RUNNING_STORE=""
@@ -153,6 +170,9 @@ use_store() {
 
 # ---- measuring ---------------------------------------------------------------------
 
+# The process under load on side t (Tessera: the server, or the demo) or p (the peer).
+side_pid() { if [[ $1 == p ]]; then echo "$BENCH_PEER_PID"; else echo "${DEMO_PID:-$BENCH_SERVER_PID}"; fi; }
+
 # Interleaved runs of a scenario: T_RUN (Tessera) and, unless "-", P_RUN (the peer),
 # each a function taking (OUT_FILE, DURATION) that runs wrk. A warm-up run of each
 # first; then T, P, T, P, ... BENCH_RUNS times. Appends a line to RESULTS.
@@ -169,6 +189,7 @@ measure() {
         [[ ${!fn} == - ]] && continue
         out=$BENCH_TMP/wrk-$slug-$side-warmup.txt
         "${!fn}" "$out" "$BENCH_WARMUP"
+        wait_idle "$(side_pid "$side")"
     done
     for ((run = 1; run <= BENCH_RUNS; run++)); do
         for side in t p; do
@@ -176,11 +197,15 @@ measure() {
             [[ ${!fn} == - ]] && continue
             out=$BENCH_TMP/wrk-$slug-$side-$run.txt
             "${!fn}" "$out" "$BENCH_DURATION"
+            wait_idle "$(side_pid "$side")"
             read -r -a f <<<"$(wrk_figures "$out")"
             bench_log "  $([[ $side == t ]] && echo tessera || echo peer) run $run:" \
                 "${f[0]} req/s, p50 ${f[1]} ms, p99 ${f[2]} ms, ${f[3]} requests," \
                 "${f[4]} bad, ${f[5]} socket errors"
-            if [[ ${f[4]} != 0 || ${f[5]} != 0 ]]; then
+            if [[ ${f[3]} == 0 ]]; then
+                status=FAIL
+                bad_notes+=" [$side run $run: no answer within the run]"
+            elif [[ ${f[4]} != 0 || ${f[5]} != 0 ]]; then
                 status=FAIL
                 bad_notes+=" [$side run $run: ${f[4]} bad, ${f[5]} socket errors$(
                     sed -n 's/^bad sample: \(.\{0,160\}\).*/; first: \1/p' "$out")]"
@@ -397,6 +422,7 @@ run_backend() {
 # ---- 7: the demo bank, a resource server on crates/resource --------------------------
 
 DEMO_PID="" BANK_URL="" BANK_TOKEN=""
+STOP_MARK="--- the benchmark stops it here ---"
 
 stop_demo() {
     local pid=$DEMO_PID i
@@ -435,7 +461,7 @@ run_bank() {
     (exec env -u TESSERA_MASTER_KEY taskset -c "$BENCH_SERVER_CPU" "$BENCH_BIN" demo \
         --data-dir "$dir" --auth-listen "127.0.0.1:$auth_port" \
         --bank-listen "127.0.0.1:$bank_port" --reports-listen "127.0.0.1:$reports_port") \
-        >"$log" 2>&1 &
+        >>"$log" 2>&1 &
     DEMO_PID=$!
     bench_on_exit stop_demo
     for ((i = 0; i < BENCH_START_TIMEOUT * 10; i++)); do
@@ -469,6 +495,7 @@ run_bank() {
             'BEGIN { printf "%.0f", (1e6 / a - 1e6 / h) }') us of CPU more than /healthz"
         BANK_NOTE+=" (token verification, scope check, one SQLite query, a larger JSON body)"
     fi
+    echo "$STOP_MARK" >>"$log"
     stop_demo
 }
 
@@ -498,10 +525,12 @@ report_logs() {
     echo "== Server logs"
     for f in "$BENCH_TMP"/tessera-*.log "$BENCH_TMP"/demo.log "$BENCH_TMP"/peer.log; do
         [[ -f $f ]] || continue
-        n=$(grep -c -E 'WARN|ERROR|server_error' "$f" || true)
-        echo "$(basename "$f"): $n warning/error lines"
+        n=$(sed "/^$STOP_MARK\$/q" "$f" | grep -c -E 'WARN|ERROR|server_error' || true)
+        echo "$(basename "$f"): $n warning/error lines$(grep -q "^$STOP_MARK\$" "$f" &&
+            echo " before it was stopped, $(sed "1,/^$STOP_MARK\$/d" "$f" |
+                grep -c -E 'WARN|ERROR' || true) while stopping")"
         # Grouped by message: timestamps, and the numbers and statements in them, left out.
-        grep -E 'WARN|ERROR|server_error' "$f" | sed -E 's/\x1b\[[0-9;]*m//g' |
+        sed "/^$STOP_MARK\$/q" "$f" | grep -E 'WARN|ERROR|server_error' | sed -E 's/\x1b\[[0-9;]*m//g' |
             sed -E -e 's/^[0-9]{4}-[0-9-]+T[0-9:.]+Z +//' -e 's/db\.statement="([^"\\]|\\.)*" //' \
                 -e 's/=[0-9][0-9.]*/=N/g' | cut -c1-220 | sort | uniq -c | sort -rn | head -n 8 |
             sed 's/^/    /' || true
