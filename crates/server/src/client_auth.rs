@@ -202,9 +202,10 @@ fn wrong_method(registered: Method) -> OAuthError {
 
 async fn client(state: &AppState, id: &str) -> Result<Client> {
     state
-        .store
-        .get_client(id)
+        .clients
+        .get(state.store.as_ref(), id)
         .await?
+        .map(|c| Client::clone(&c))
         .ok_or_else(|| invalid_client("client authentication failed"))
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::client_auth::jwks_uri::JwksUriCache;
+use crate::client_cache::ClientCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::master::{MasterKey, Purpose};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     /// Keys fetched from clients' `jwks_uri`, for `private_key_jwt`.
     pub client_jwks: Arc<JwksUriCache>,
+    /// Clients read in the last second (see [`crate::client_cache`]).
+    pub clients: Arc<ClientCache>,
 }
 
 impl AppState {
@@ -48,6 +51,7 @@ impl AppState {
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             sealer: Arc::new(sealer),
             client_jwks: Arc::new(JwksUriCache::new()?),
+            clients: Arc::new(ClientCache::default()),
         })
     }
 

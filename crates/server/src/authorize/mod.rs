@@ -110,9 +110,10 @@ async fn check_client(state: &AppState, form: &Form) -> Result<Client, Authorize
         return Err(page("The request has no client_id."));
     };
     state
-        .store
-        .get_client(id)
+        .clients
+        .get(state.store.as_ref(), id)
         .await?
+        .map(|c| Client::clone(&c))
         .ok_or_else(|| page("The application that sent you here is not registered."))
 }
 

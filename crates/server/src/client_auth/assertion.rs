@@ -294,7 +294,12 @@ pub(super) async fn authenticate(
     if form.get("client_id").is_some_and(|id| id != sub) {
         return Err(invalid("client_id differs from the assertion's sub"));
     }
-    let Some(client) = state.store.get_client(sub).await? else {
+    let Some(client) = state
+        .clients
+        .get(state.store.as_ref(), sub)
+        .await?
+        .map(|c| Client::clone(&c))
+    else {
         return Err(invalid("client authentication failed"));
     };
     // The registered method decides; the alg must fit it (no fallback either way).

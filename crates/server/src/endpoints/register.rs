@@ -136,6 +136,7 @@ async fn handle_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> 
     let token = random_token();
     client.registration_token_hash = Some(hash_secret(&token));
     state.store.update_client(&client).await?;
+    state.clients.invalidate(&client.id);
     tracing::info!(client_id = %client.id, "client registered dynamically");
     let mut body = response_body(&client, &registration_uri(state, &client.id));
     body["registration_access_token"] = json!(token);
@@ -255,6 +256,7 @@ async fn handle_update(
     let token = random_token();
     updated.registration_token_hash = Some(hash_secret(&token));
     state.store.update_client(&updated).await?;
+    state.clients.invalidate(&updated.id);
     let mut body = response_body(&updated, &registration_uri(state, &updated.id));
     body["registration_access_token"] = json!(token);
     Ok(json_response(StatusCode::OK, body))
@@ -277,6 +279,7 @@ pub async fn delete(
         )
         .await?;
         state.store.delete_client(&client.id).await?;
+        state.clients.invalidate(&client.id);
         Ok::<_, RegistrationError>(())
     }
     .await;

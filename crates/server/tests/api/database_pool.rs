@@ -15,19 +15,30 @@ async fn a_dry_pool_answers_503_temporarily_unavailable_then_recovers() {
         c.database_acquire_timeout = Duration::from_millis(300);
     })
     .await;
-    let client = app.standard().await;
+    app.scope("transactions:read", "Read your transactions")
+        .await;
+    // Opaque tokens: each is written to the database (clients are cached in memory).
+    let client = app
+        .client_with(
+            "Reports",
+            "transactions:read",
+            false,
+            &[tessera_protocol::GrantType::ClientCredentials],
+            tessera_server::store::TokenFormat::Opaque,
+        )
+        .await;
     let params = [
         ("grant_type", "client_credentials"),
         ("scope", "transactions:read"),
     ];
     assert_eq!(app.token(&client, &params).await.status(), 200);
 
-    // Another session locks the clients table: the request that holds the pool's only
-    // connection waits on the lock, and the next finds no connection.
+    // Another session locks the access token table: the request that holds the pool's
+    // only connection waits on the lock, and the next finds no connection.
     let url = app.state.config.database_url.clone().unwrap();
     let mut locker = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
-    sqlx::query("LOCK TABLE clients IN ACCESS EXCLUSIVE MODE")
+    sqlx::query("LOCK TABLE access_tokens IN ACCESS EXCLUSIVE MODE")
         .execute(&mut locker)
         .await
         .unwrap();

@@ -438,7 +438,9 @@ pub async fn update(
         updated_at: Some(state.clock.now()),
         ..client
     };
-    if !state.store.update_client(&updated).await? {
+    let found = state.store.update_client(&updated).await?;
+    state.clients.invalidate(&id);
+    if !found {
         return Err(ApiError::NotFound(format!("no client {id}")));
     }
     Ok(axum::Json((&updated).into()))
@@ -464,7 +466,9 @@ pub async fn delete(
         admin.token_name
     );
     revocation::revoke_all(&state, grants, &reason).await?;
-    if !state.store.delete_client(&id).await? {
+    let found = state.store.delete_client(&id).await?;
+    state.clients.invalidate(&id);
+    if !found {
         return Err(ApiError::NotFound(format!("no client {id}")));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -520,7 +524,9 @@ pub async fn rotate_secret(
         now,
     )
     .await
-    .map_err(ApiError::refused)?;
+    .map_err(ApiError::refused);
+    state.clients.invalidate(&id);
+    let secret = secret?;
     let previous = find(&state, &id).await?.previous_secret;
     let body = RotatedSecret {
         client_id: id,

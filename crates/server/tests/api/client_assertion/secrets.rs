@@ -84,6 +84,9 @@ async fn client_secret_jwt_with_hs256() {
     )
     .await
     .unwrap();
+    // Changed behind the server's back (as by the `tessera` command): the server's
+    // client cache forgets it within a second; the admin API evicts it at once.
+    app.state.clients.invalidate(&id);
     assert_invalid_client(
         token_with(&app, &hs256(&secret, &claims(&app, &id))).await,
         "client authentication failed",
@@ -122,6 +125,7 @@ async fn previous_secret_works_during_the_grace_period_only() {
     )
     .await
     .unwrap();
+    app.state.clients.invalidate(&client.id);
     let rotated = TestClient {
         id: client.id.clone(),
         secret: Some(new_secret),
@@ -149,6 +153,7 @@ async fn previous_secret_works_during_the_grace_period_only() {
     )
     .await
     .unwrap();
+    app.state.clients.invalidate(&client.id);
     assert_invalid_client(
         app.token(&rotated, &grant).await,
         "client authentication failed",
@@ -159,4 +164,32 @@ async fn previous_secret_works_during_the_grace_period_only() {
         secret: Some(newest),
     };
     assert_eq!(app.token(&newest, &grant).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_secret_rotated_behind_the_servers_back_stops_working_within_a_second() {
+    let app = spawn_app().await;
+    let client = app.standard().await;
+    let grant = [("grant_type", "client_credentials")];
+    assert_eq!(app.token(&client, &grant).await.status(), 200);
+    // As `tessera client rotate-secret` does from another process: straight to the
+    // database, so this server's client cache is not told.
+    admin::rotate_client_secret_with_grace(app.state.store.as_ref(), &client.id, None, app.now())
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let r = app.token(&client, &grant).await;
+        if r.status() == 401 {
+            assert_invalid_client(r, "client authentication failed").await;
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        assert!(
+            start.elapsed() < tessera_server::client_cache::TTL + Duration::from_millis(500),
+            "the old secret still worked after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
