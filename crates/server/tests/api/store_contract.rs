@@ -99,6 +99,7 @@ contract!(
     initial_access_tokens,
     housekeeping_purges_expired_rows,
     signing_keys,
+    concurrent_writes_answer_each_for_itself,
 );
 
 const NOW: i64 = 1_800_000_000;
@@ -1219,4 +1220,42 @@ async fn signing_keys(store: Arc<dyn Store>) {
         .map(|k| k.kid)
         .collect();
     assert_eq!(kids, vec!["ed".to_owned(), "es-2".to_owned()]);
+}
+
+/// Writes sent at once (SQLite commits them in groups) each succeed or fail alone, and
+/// a success is readable as soon as it is answered.
+async fn concurrent_writes_answer_each_for_itself(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    let token = |n: usize| OpaqueAccessToken {
+        token_hash: hash_secret(&format!("w{n}")),
+        jti: format!("jti-w{n}"),
+        grant_id: None,
+        client_id: "c1".into(),
+        user_id: None,
+        scope: scope("a"),
+        audience: "https://api.example".into(),
+        issued_at: NOW,
+        expires_at: NOW + 600,
+    };
+    // Five tokens exist already: writing them again must fail (the hash is the key).
+    for n in 0..5 {
+        store.insert_access_token(&token(n)).await.unwrap();
+    }
+    let results = join_all((0..60).map(|n| {
+        let store = store.clone();
+        let t = token(n);
+        async move {
+            let r = store.insert_access_token(&t).await;
+            let found = store
+                .find_active_access_token(&t.token_hash, NOW)
+                .await
+                .unwrap();
+            (n, r.is_ok(), found.is_some())
+        }
+    }))
+    .await;
+    for (n, ok, found) in results {
+        assert_eq!(ok, n >= 5, "write {n}");
+        assert!(found, "token {n} is readable once answered");
+    }
 }

@@ -16,13 +16,17 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 use tessera_protocol::{GrantType, RedirectUri, Scope};
 
+mod hot;
 mod keys;
+mod writer;
 
 use super::*;
 
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Group commit of the token hot path's writes (see [`writer`]).
+    writer: writer::Writer,
 }
 
 impl SqliteStore {
@@ -52,7 +56,8 @@ impl SqliteStore {
             .await
             .map_err(super::migration_error)
             .context("running SQLite migrations")?;
-        Ok(Self { pool })
+        let writer = writer::Writer::start(pool.clone());
+        Ok(Self { pool, writer })
     }
 }
 
@@ -652,24 +657,10 @@ impl GrantStore for SqliteStore {
 #[async_trait]
 impl CodeStore for SqliteStore {
     async fn insert_code(&self, c: &AuthCode) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO auth_codes (code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given,
-                                     scope, code_challenge, auth_time, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(c.code_hash.to_vec())
-        .bind(&c.grant_id)
-        .bind(&c.client_id)
-        .bind(&c.user_id)
-        .bind(&c.redirect_uri)
-        .bind(c.redirect_uri_given)
-        .bind(c.scope.to_string())
-        .bind(&c.code_challenge)
-        .bind(c.auth_time)
-        .bind(c.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let c = c.clone();
+        self.writer
+            .write(move |conn| Box::pin(async move { hot::insert_code(conn, &c).await }))
+            .await
     }
 
     async fn consume_code(
@@ -709,21 +700,10 @@ impl CodeStore for SqliteStore {
 #[async_trait]
 impl RefreshTokenStore for SqliteStore {
     async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, used_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(t.token_hash.to_vec())
-        .bind(&t.grant_id)
-        .bind(&t.client_id)
-        .bind(&t.user_id)
-        .bind(t.scope.to_string())
-        .bind(t.issued_at)
-        .bind(t.expires_at)
-        .bind(t.used_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let t = t.clone();
+        self.writer
+            .write(move |conn| Box::pin(async move { hot::insert_refresh_token(conn, &t).await }))
+            .await
     }
 
     async fn rotate_refresh_token(
@@ -732,33 +712,14 @@ impl RefreshTokenStore for SqliteStore {
         client_id: &str,
         now: i64,
     ) -> StoreResult<Rotation> {
-        let row = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = ?
-             WHERE token_hash = ? AND client_id = ? AND used_at IS NULL AND expires_at > ?
-               AND grant_id IN (SELECT g.id FROM grants g WHERE g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))
-             RETURNING *",
-        )
-        .bind(now)
-        .bind(token_hash.to_vec())
-        .bind(client_id)
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = row {
-            return Ok(Rotation::Rotated(refresh_from(&row)?));
-        }
-        let row = sqlx::query(
-            "SELECT * FROM refresh_tokens WHERE token_hash = ? AND client_id = ? AND used_at IS NOT NULL",
-        )
-        .bind(token_hash.to_vec())
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(row) => Rotation::AlreadyUsed(refresh_from(&row)?),
-            None => Rotation::Invalid,
-        })
+        let (hash, client_id) = (*token_hash, client_id.to_owned());
+        self.writer
+            .write(move |conn| {
+                Box::pin(
+                    async move { hot::rotate_refresh_token(conn, &hash, &client_id, now).await },
+                )
+            })
+            .await
     }
 
     async fn find_active_refresh_token(
@@ -794,22 +755,10 @@ impl RefreshTokenStore for SqliteStore {
 #[async_trait]
 impl AccessTokenStore for SqliteStore {
     async fn insert_access_token(&self, t: &OpaqueAccessToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(t.token_hash.to_vec())
-        .bind(&t.jti)
-        .bind(&t.grant_id)
-        .bind(&t.client_id)
-        .bind(&t.user_id)
-        .bind(t.scope.to_string())
-        .bind(&t.audience)
-        .bind(t.issued_at)
-        .bind(t.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let t = t.clone();
+        self.writer
+            .write(move |conn| Box::pin(async move { hot::insert_access_token(conn, &t).await }))
+            .await
     }
 
     async fn find_active_access_token(

@@ -1,0 +1,106 @@
+//! The writes of the token hot path, on one connection, so that the [`super::writer`]
+//! can run many of them in one transaction.
+
+use sqlx::SqliteConnection;
+
+use super::refresh_from;
+use crate::store::{AuthCode, OpaqueAccessToken, RefreshToken, Rotation, StoreResult, TokenHash};
+
+pub(super) async fn insert_code(conn: &mut SqliteConnection, c: &AuthCode) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO auth_codes (code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given,
+                                 scope, code_challenge, auth_time, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(c.code_hash.to_vec())
+    .bind(&c.grant_id)
+    .bind(&c.client_id)
+    .bind(&c.user_id)
+    .bind(&c.redirect_uri)
+    .bind(c.redirect_uri_given)
+    .bind(c.scope.to_string())
+    .bind(&c.code_challenge)
+    .bind(c.auth_time)
+    .bind(c.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_refresh_token(
+    conn: &mut SqliteConnection,
+    t: &RefreshToken,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, used_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(t.token_hash.to_vec())
+    .bind(&t.grant_id)
+    .bind(&t.client_id)
+    .bind(&t.user_id)
+    .bind(t.scope.to_string())
+    .bind(t.issued_at)
+    .bind(t.expires_at)
+    .bind(t.used_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn rotate_refresh_token(
+    conn: &mut SqliteConnection,
+    token_hash: &TokenHash,
+    client_id: &str,
+    now: i64,
+) -> StoreResult<Rotation> {
+    let row = sqlx::query(
+        "UPDATE refresh_tokens SET used_at = ?
+         WHERE token_hash = ? AND client_id = ? AND used_at IS NULL AND expires_at > ?
+           AND grant_id IN (SELECT g.id FROM grants g WHERE g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))
+         RETURNING *",
+    )
+    .bind(now)
+    .bind(token_hash.to_vec())
+    .bind(client_id)
+    .bind(now)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = row {
+        return Ok(Rotation::Rotated(refresh_from(&row)?));
+    }
+    let row = sqlx::query(
+        "SELECT * FROM refresh_tokens WHERE token_hash = ? AND client_id = ? AND used_at IS NOT NULL",
+    )
+    .bind(token_hash.to_vec())
+    .bind(client_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(row) => Rotation::AlreadyUsed(refresh_from(&row)?),
+        None => Rotation::Invalid,
+    })
+}
+
+pub(super) async fn insert_access_token(
+    conn: &mut SqliteConnection,
+    t: &OpaqueAccessToken,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(t.token_hash.to_vec())
+    .bind(&t.jti)
+    .bind(&t.grant_id)
+    .bind(&t.client_id)
+    .bind(&t.user_id)
+    .bind(t.scope.to_string())
+    .bind(&t.audience)
+    .bind(t.issued_at)
+    .bind(t.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

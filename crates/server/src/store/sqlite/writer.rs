@@ -1,0 +1,144 @@
+//! Group commit for SQLite: the writes of the token hot path (codes, access and refresh
+//! tokens, refresh rotation) go through one task that runs every write waiting at that
+//! moment in a single `BEGIN IMMEDIATE … COMMIT`, each in its own savepoint, and answers
+//! each caller only once the transaction is committed (durable: `synchronous = FULL`).
+//!
+//! SQLite commits one transaction at a time, and each commit waits for the disk. One
+//! transaction per request caps throughput at the disk's flush rate; one per group of
+//! waiting requests shares each flush among all of them, with no added delay when the
+//! server is idle (a lone write is committed at once).
+//!
+//! A write that fails rolls back to its savepoint and reports its error; the others in
+//! its group are unaffected. If the commit itself fails, every write of the group
+//! reports that failure (none of them happened).
+
+use futures::future::BoxFuture;
+use sqlx::{SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::StoreResult;
+
+/// Most writes in one transaction.
+const MAX_GROUP: usize = 256;
+/// Writes waiting for the writer before callers wait to enqueue (backpressure).
+const QUEUE: usize = 4096;
+
+/// What a job leaves to do once the group's commit is known: send its result.
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Finish> + Send>;
+
+/// A handle to the writer task; cheap to clone. The task ends when every handle is gone.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Start the writer task on `pool`.
+    pub(crate) fn start(pool: SqlitePool) -> Self {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, rx));
+        Self { jobs }
+    }
+
+    /// Run `op` in the next group; its result is returned once the group is committed.
+    pub(crate) async fn write<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        let (done, result) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn: &mut SqliteConnection| {
+            Box::pin(async move {
+                let outcome = savepoint(conn, op).await;
+                Box::new(move |commit: Result<(), String>| {
+                    let _ = done.send(match commit {
+                        Ok(()) => outcome,
+                        Err(e) => Err(anyhow::anyhow!("committing the write failed: {e}")),
+                    });
+                }) as Finish
+            })
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| anyhow::anyhow!("the SQLite writer has stopped"))?;
+        result
+            .await
+            .map_err(|_| anyhow::anyhow!("the SQLite writer dropped a write"))?
+    }
+}
+
+/// Run `op` inside a savepoint: on error, its changes are rolled back and the rest of the
+/// transaction stands.
+async fn savepoint<T, F>(conn: &mut SqliteConnection, op: F) -> StoreResult<T>
+where
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>,
+{
+    sqlx::query("SAVEPOINT w").execute(&mut *conn).await?;
+    let outcome = op(conn).await;
+    if outcome.is_err() {
+        sqlx::query("ROLLBACK TO w").execute(&mut *conn).await?;
+    }
+    sqlx::query("RELEASE w").execute(&mut *conn).await?;
+    outcome
+}
+
+async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let finishes = commit_group(&pool, group.drain(..)).await;
+        let (finishes, outcome) = match finishes {
+            Ok(finishes) => (finishes, Ok(())),
+            Err((finishes, e)) => {
+                tracing::error!(error = %e, "a group of SQLite writes failed to commit");
+                (finishes, Err(e))
+            }
+        };
+        for finish in finishes {
+            finish(outcome.clone());
+        }
+    }
+}
+
+/// Run `jobs` in one transaction; the finishers, and the error if it did not commit.
+async fn commit_group(
+    pool: &SqlitePool,
+    jobs: impl Iterator<Item = Job>,
+) -> Result<Vec<Finish>, (Vec<Finish>, String)> {
+    let jobs: Vec<Job> = jobs.collect();
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            // Nothing ran: each job still has to answer, with the error.
+            return Err((
+                jobs.into_iter().map(|_| refusal()).collect(),
+                format!("no SQLite connection: {e}"),
+            ));
+        }
+    };
+    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        return Err((
+            jobs.into_iter().map(|_| refusal()).collect(),
+            format!("cannot begin: {e}"),
+        ));
+    }
+    let mut finishes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        finishes.push(job(&mut conn).await);
+    }
+    match sqlx::query("COMMIT").execute(&mut *conn).await {
+        Ok(_) => Ok(finishes),
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err((finishes, e.to_string()))
+        }
+    }
+}
+
+/// A job that never ran: dropping it drops its sender, so its caller gets an error.
+fn refusal() -> Finish {
+    Box::new(|_| {})
+}
