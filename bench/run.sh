@@ -95,12 +95,11 @@ wrk_figures() {
 wait_idle() {
     local pid=$1 i a b
     [[ -n $pid ]] || return 0
-    ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-    a=$(ticks "$pid")
+    a=$(bench_cpu_ticks "$pid") || return 0
     for ((i = 0; i < 60; i++)); do
         sleep 0.5
-        b=$(ticks "$pid")
-        (( b - a < 3 )) && return 0
+        b=$(bench_cpu_ticks "$pid") || return 0
+        (((b - a) * 100 < 3 * $(getconf CLK_TCK))) && return 0
         a=$b
     done
     bench_log "  pid $pid still busy after 30 s; going on"
@@ -551,6 +550,10 @@ main() {
     local start backend
     start=$(date +%s)
     bench_init
+    # A directory of its own name, apart from lib.sh's /tmp/tessera-bench.* that other
+    # benchmarks (and their clean-ups) use; still removed at exit by lib.sh's trap.
+    rmdir "$BENCH_TMP"
+    BENCH_TMP=$(mktemp -d /tmp/peer-bench.XXXXXX)
     echo "tessera vs node-oidc-provider, $(date -u +%FT%TZ)"
     echo "command: BENCH_DURATION=$BENCH_DURATION BENCH_RUNS=$BENCH_RUNS BENCH_WARMUP=$BENCH_WARMUP" \
         "BENCH_BACKENDS=\"$BENCH_BACKENDS\" bench/run.sh"

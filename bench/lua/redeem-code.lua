@@ -41,6 +41,9 @@ function request()
 end
 
 function response(status, headers, body)
+   if exhausted == 1 and status ~= 200 then
+      return -- the placeholder sent as the thread stopped
+   end
    check_response(status == 200 and body:find('"access_token":"', 1, true) ~= nil, status, body)
 end
 
