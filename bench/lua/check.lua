@@ -5,7 +5,7 @@
 --   check_response(ok, status, body)   count one answer
 --   check_done()                       print the totals over all threads
 
-local threads = {}
+threads = {}
 
 function setup(thread)
    table.insert(threads, thread)
