@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use tessera_protocol::{GrantType, RedirectUri, Scope};
 
 use crate::client_auth::jwk::parse_set;
-use crate::crypto::{hash_password, hash_secret, random_id, random_token};
+use crate::crypto::{hash_password_bounded, hash_secret, random_id, random_token};
 use crate::seal::Sealer;
 use crate::store::{AuthMethod, Client, ClientMetadata, ScopeEntry, Store, TokenFormat, User};
 
@@ -348,7 +348,7 @@ pub async fn create_user(
         bail!("user {username} already exists");
     }
     let password = password.to_owned();
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+    let password_hash = hash_password_bounded(password).await?;
     let user = User {
         id: random_id(),
         username: username.to_owned(),
@@ -362,7 +362,7 @@ pub async fn create_user(
 pub async fn set_password(store: &dyn Store, username: &str, password: &str) -> anyhow::Result<()> {
     check_password(password)?;
     let password = password.to_owned();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+    let hash = hash_password_bounded(password).await?;
     if !store.set_password(username, &hash).await? {
         bail!("no user {username}");
     }

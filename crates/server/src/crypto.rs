@@ -73,6 +73,36 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
 }
 
+/// Argon2id runs take 19 MiB and tens of milliseconds each: at most one per core at a
+/// time, so that a flood of logins queues instead of exhausting memory and threads.
+static PASSWORD_WORK: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+
+/// Run Argon2id work on the blocking pool, at most one run per core at a time.
+async fn password_work<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let _permit = PASSWORD_WORK
+        .acquire()
+        .await
+        .map_err(|_| anyhow::anyhow!("password hashing is shut down"))?;
+    Ok(tokio::task::spawn_blocking(work).await?)
+}
+
+/// [`hash_password`] off the async workers, bounded as [`password_work`] says.
+pub async fn hash_password_bounded(password: String) -> anyhow::Result<String> {
+    password_work(move || hash_password(&password)).await?
+}
+
+/// [`verify_password`] off the async workers, bounded as [`password_work`] says.
+pub async fn verify_password_bounded(password: String, phc: Option<String>) -> bool {
+    password_work(move || verify_password(&password, phc.as_deref()))
+        .await
+        .unwrap_or(false)
+}
+
 /// A fixed Argon2id hash checked when the username is unknown, so that a failed
 /// login costs the same whether or not the user exists.
 static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -11,7 +11,7 @@ use super::account::standalone_login;
 use super::authorize::{decide, login_page, refuse};
 use crate::audit;
 use crate::authorize::{validate, AuthorizeError};
-use crate::crypto::{hash_secret, verify_password};
+use crate::crypto::{hash_secret, verify_password_bounded};
 use crate::pages;
 use crate::session::{cookie, csrf_ok, start_session, SESSION_COOKIE};
 use crate::state::AppState;
@@ -47,9 +47,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let phc = user.as_ref().map(|u| u.password_hash.clone());
     // Argon2id takes tens of milliseconds of CPU: keep it off the async workers.
     // An unknown user costs the same as a wrong password.
-    let verified = tokio::task::spawn_blocking(move || verify_password(&password, phc.as_deref()))
-        .await
-        .unwrap_or(false);
+    let verified = verify_password_bounded(password, phc).await;
     let Some(user) = user.clone().filter(|_| verified) else {
         let client_id = req.as_ref().map(|r| r.client.id.as_str());
         tracing::info!(username = %username, client_id, "failed login");

@@ -1,16 +1,18 @@
 //! Group commit for SQLite: the writes of the token hot path (codes, access and refresh
 //! tokens, refresh rotation) go through one task that runs every write waiting at that
-//! moment in a single `BEGIN IMMEDIATE … COMMIT`, each in its own savepoint, and answers
-//! each caller only once the transaction is committed (durable: `synchronous = FULL`).
+//! moment in a single `BEGIN IMMEDIATE … COMMIT`, and answers each caller
+//! only once the transaction is committed (durable: `synchronous = FULL`).
 //!
 //! SQLite commits one transaction at a time, and each commit waits for the disk. One
 //! transaction per request caps throughput at the disk's flush rate; one per group of
 //! waiting requests shares each flush among all of them, with no added delay when the
 //! server is idle (a lone write is committed at once).
 //!
-//! A write that fails rolls back to its savepoint and reports its error; the others in
-//! its group are unaffected. If the commit itself fails, every write of the group
-//! reports that failure (none of them happened).
+//! A write that fails reports its error and leaves nothing behind; the others in its
+//! group are unaffected. That is why a write given to the writer changes the database
+//! with one statement at most: SQLite undoes a failed statement, not the transaction.
+//! (A write of several statements would need its own savepoint.) If the commit itself
+//! fails, every write of the group reports that failure (none of them happened).
 
 use futures::future::BoxFuture;
 use sqlx::{SqliteConnection, SqlitePool};
@@ -41,7 +43,8 @@ impl Writer {
         Self { jobs }
     }
 
-    /// Run `op` in the next group; its result is returned once the group is committed.
+    /// Run `op`, which changes the database with at most one statement, in the next
+    /// group; its result is returned once the group is committed.
     pub(crate) async fn write<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -52,7 +55,7 @@ impl Writer {
         let (done, result) = oneshot::channel::<StoreResult<T>>();
         let job: Job = Box::new(move |conn: &mut SqliteConnection| {
             Box::pin(async move {
-                let outcome = savepoint(conn, op).await;
+                let outcome = op(conn).await;
                 Box::new(move |commit: Result<(), String>| {
                     let _ = done.send(match commit {
                         Ok(()) => outcome,
@@ -69,21 +72,6 @@ impl Writer {
             .await
             .map_err(|_| anyhow::anyhow!("the SQLite writer dropped a write"))?
     }
-}
-
-/// Run `op` inside a savepoint: on error, its changes are rolled back and the rest of the
-/// transaction stands.
-async fn savepoint<T, F>(conn: &mut SqliteConnection, op: F) -> StoreResult<T>
-where
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>,
-{
-    sqlx::query("SAVEPOINT w").execute(&mut *conn).await?;
-    let outcome = op(conn).await;
-    if outcome.is_err() {
-        sqlx::query("ROLLBACK TO w").execute(&mut *conn).await?;
-    }
-    sqlx::query("RELEASE w").execute(&mut *conn).await?;
-    outcome
 }
 
 async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
