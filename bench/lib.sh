@@ -135,7 +135,7 @@ bench_pg_available() { bench_psql -Atc 'SELECT 1' "$BENCH_PG_ADMIN_URL" >/dev/nu
 bench_pg_create_db() {
     local name=$1
     [[ $name =~ ^[a-z_][a-z0-9_]*$ ]] || bench_die "bad database name $name"
-    bench_psql -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" "$BENCH_PG_ADMIN_URL" >&2
+    bench_pg_drop_db "$name"
     bench_psql -c "CREATE DATABASE $name" "$BENCH_PG_ADMIN_URL" >&2 || bench_die "createdb $name"
     bench_on_exit "bench_pg_drop_db $name"
     BENCH_PG_URL=${BENCH_PG_ADMIN_URL%/*}/$name

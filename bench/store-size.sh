@@ -114,7 +114,10 @@ fill() {
         grant_exp="$grant_exp" rt_exp="$rt_exp" at_exp="$at_exp" code_exp="$code_exp")
     case $backend in
         sqlite)
-            python3 "$BENCH_DIR/fill-sqlite.py" "$STORE_DIR/tessera.db" \
+            # Without a server running, the fill may skip the WAL (fill-sqlite.py --bulk).
+            local bulk=()
+            [[ -n $BENCH_SERVER_PID ]] || bulk=(--bulk)
+            python3 "$BENCH_DIR/fill-sqlite.py" "${bulk[@]}" "$STORE_DIR/tessera.db" \
                 "$BENCH_DIR/sql/fill-sqlite.sql" "${vars[@]}" codes="$codes"
             ;;
         postgres)
@@ -373,6 +376,12 @@ report() {
                 }
                 if (f[4] == "skipped") {
                     printf "%-9s %9s %-30s %8s\n", f[1], f[2], f[3], "skipped (BENCH_SKIP)"
+                    continue
+                }
+                if (f[7] == 0) {
+                    printf "%-9s %9s %-30s %8d %8s %8s %9s %6s %6s %7s %-7s %s\n", f[1], f[2],
+                        f[3], 0, "-", "-", "-", "0.00", "-", "-", "NO",
+                        "not one answer within wrk'"'"'s 10 s timeout"
                     continue
                 }
                 printf "%-9s %9s %-30s %8d %8.2f %8.2f %9.1f %6s %6s %7d %-7s %s\n", f[1], f[2],
