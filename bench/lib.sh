@@ -23,6 +23,9 @@
 #   BENCH_PG_ADMIN_URL    a PostgreSQL database to create/drop bench databases from
 #                         (postgres://root@127.0.0.1:5432/test)
 #   BENCH_KEEP=1          keep the temporary directory (logs, wrk output) at exit
+#   BENCH_LOCK=/tmp/tessera-benchmarks.lock  benchmarks that use this file run one at a
+#                         time (they pin to the same cores): bench_init waits for the
+#                         lock, at most BENCH_LOCK_WAIT seconds (3600)
 
 BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${BENCH_SRC:=$(cd "$BENCH_LIB_DIR/.." && pwd)}"
@@ -43,8 +46,15 @@ BENCH_SERVER_URL=""
 bench_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 bench_die() { bench_log "error: $*"; exit 1; }
 
-# Create the temporary directory and install the cleanup trap.
+# Wait for the benchmark lock, create the temporary directory and install the
+# cleanup trap.
 bench_init() {
+    local lock=${BENCH_LOCK:-/tmp/tessera-benchmarks.lock} wait=${BENCH_LOCK_WAIT:-3600}
+    exec {BENCH_LOCK_FD}>>"$lock"
+    if ! flock -n "$BENCH_LOCK_FD"; then
+        bench_log "another benchmark holds $lock: waiting (at most ${wait}s)"
+        flock -w "$wait" "$BENCH_LOCK_FD" || bench_die "$lock still held after ${wait}s"
+    fi
     BENCH_TMP=$(mktemp -d /tmp/tessera-bench.XXXXXX)
     trap bench_cleanup EXIT
     trap 'bench_log "interrupted"; exit 130' INT TERM
