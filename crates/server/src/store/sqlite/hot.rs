@@ -57,7 +57,7 @@ pub(super) async fn rotate_refresh_token(
     let row = sqlx::query(
         "UPDATE refresh_tokens SET used_at = ?
          WHERE token_hash = ? AND client_id = ? AND used_at IS NULL AND expires_at > ?
-           AND grant_id IN (SELECT g.id FROM grants g WHERE g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))
+           AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))
          RETURNING *",
     )
     .bind(now)

@@ -730,7 +730,7 @@ impl RefreshTokenStore for SqliteStore {
         let row = sqlx::query(
             "SELECT * FROM refresh_tokens
              WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
-               AND grant_id IN (SELECT g.id FROM grants g WHERE g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))",
+               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))",
         )
         .bind(token_hash.to_vec())
         .bind(now)
@@ -769,7 +769,7 @@ impl AccessTokenStore for SqliteStore {
         let row = sqlx::query(
             "SELECT * FROM access_tokens
              WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?
-               AND (grant_id IS NULL OR grant_id IN (SELECT g.id FROM grants g WHERE g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?)))",
+               AND (grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g WHERE g.id = access_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?)))",
         )
         .bind(token_hash.to_vec())
         .bind(now)
