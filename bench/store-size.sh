@@ -130,6 +130,9 @@ fill() {
             bench_psql -c "VACUUM ANALYZE" -c "CHECKPOINT" "$STORE_URL"
             ;;
     esac
+    # The fill's dirty pages on disk before measuring: their writeback would otherwise
+    # stall the durable commits (fsync) of the first runs.
+    sync
 }
 
 # Append the size of each table (heap, indexes, total) to SIZES_FILE.
