@@ -17,7 +17,6 @@
 #   BENCH_WRK_CPU=0        the core of wrk (and of the Python that mints codes)
 #   BENCH_REFRESH_SUPPLY=512  refresh tokens minted before each refresh run
 #   BENCH_CODE_MARGIN=1.5  codes minted per run: the warm-up's rate x duration x this
-#   BENCH_ARGON2_SAMPLES=9 password hashes timed for the Argon2id reference
 # and those of bench/lib.sh (BENCH_BIN, BENCH_REV, BENCH_WRK_CONNS, ...) and
 # bench/lib-peer.sh.
 
@@ -37,7 +36,6 @@ if [[ -n ${BENCH_DURATION:-} ]]; then BENCH_WRK_DURATION=$BENCH_DURATION; fi
 : "${BENCH_SCENARIOS:=cc_es256 cc_eddsa cc_opaque introspect refresh code login bank}"
 : "${BENCH_REFRESH_SUPPLY:=512}"
 : "${BENCH_CODE_MARGIN:=1.5}"
-: "${BENCH_ARGON2_SAMPLES:=9}"
 BENCH_DURATION=$BENCH_WRK_DURATION
 
 export BENCH_LUA_DIR=$BENCH_DIR/lua BENCH_WRK_THREADS
@@ -112,7 +110,7 @@ JWT_AUTH="" OPAQUE_AUTH="" APP_ID="" APP_SECRET="" APP_AUTH="" USER_PASSWORD=""
 declare -A STORE_DIRS STORE_URLS STORE_ALGS STORE_VARS
 
 # Create a fresh store LABEL (data dir; SQLite file or a fresh PostgreSQL database)
-# with scopes, clients and users, for tokens signed with ALG. use_store LABEL then
+# with scopes, clients and a user, for tokens signed with ALG. use_store LABEL then
 # sets the clients' Authorization headers JWT_AUTH (client_credentials, JWT),
 # OPAQUE_AUTH (client_credentials, opaque) and APP_ID / APP_SECRET / APP_AUTH
 # (authorization_code and refresh_token, JWT access tokens), and USER_PASSWORD (of
@@ -146,8 +144,6 @@ new_store() {
     USER_PASSWORD=$(head -c 18 /dev/urandom | base64 -w0 | tr '+/' '-_')
     printf '%s\n' "$USER_PASSWORD" |
         bench_tessera "$dir" "$url" user create --username bench --password-stdin >&2
-    printf '%s\n' "$USER_PASSWORD" |
-        bench_tessera "$dir" "$url" user create --username argon-ref --password-stdin >&2
     STORE_VARS[$label]=$(for v in JWT_AUTH OPAQUE_AUTH APP_ID APP_SECRET APP_AUTH USER_PASSWORD; do
         printf '%s=%q\n' "$v" "${!v}"
     done)
@@ -178,7 +174,8 @@ others_check() {
     pids=$(pgrep -x wrk; pgrep -f 'tessera serve|tessera demo|node server.mjs') || true
     pids=$(for p in $pids; do [[ $mine == *" $p "* ]] || echo "$p"; done)
     if [[ -n $pids ]]; then
-        bench_log "  other servers or wrk running: $(echo $pids)"
+        bench_log "  other servers or wrk running:" \
+            "$(ps -o pid=,args= -p "$(echo $pids | tr ' ' ,)" | cut -c1-120 | paste -sd';')"
         OTHERS+="$1; "
     fi
 }
@@ -355,26 +352,6 @@ t_login() {
         wrk_run "$1" "$2" "$BENCH_SERVER_URL" request.lua
 }
 
-# The Argon2id reference: `tessera user set-password` (one hash) and `tessera user
-# list` (the same process start and store opening, no hash), alternately
-# BENCH_ARGON2_SAMPLES times each, pinned to the server's core while the server is
-# stopped. Prints the median difference in milliseconds.
-argon2_ms() {
-    local i t0 t1 t2 diffs=()
-    for ((i = 0; i < BENCH_ARGON2_SAMPLES; i++)); do
-        t0=$(date +%s%N)
-        printf 'argon-ref-password-%s\n' "$i" | taskset -c "$BENCH_SERVER_CPU" \
-            timeout 60 "$BENCH_BIN" user set-password argon-ref --password-stdin \
-            --data-dir "$STORE_DIR" --database-url "$STORE_URL" >/dev/null
-        t1=$(date +%s%N)
-        taskset -c "$BENCH_SERVER_CPU" timeout 60 "$BENCH_BIN" user list \
-            --data-dir "$STORE_DIR" --database-url "$STORE_URL" >/dev/null
-        t2=$(date +%s%N)
-        diffs+=("$(((t1 - t0) - (t2 - t1)))")
-    done
-    awk -v ns="$(bench_median "${diffs[@]}")" 'BEGIN { printf "%.1f", ns / 1e6 }'
-}
-
 run_backend() {
     local backend=$1 scenario ms
     declare -A made=()
@@ -423,16 +400,11 @@ run_backend() {
                 ;;
             login)
                 use_store "${backend}_main"
-                bench_stop_server
-                RUNNING_STORE=""
-                bench_log "Argon2id reference: $BENCH_ARGON2_SAMPLES hashes"
-                ms=$(argon2_ms)
-                use_store "${backend}_main"
-                LOGIN_CSRF=$(BENCH_OUT=$BENCH_TMP/csrf.txt; python3 "$BENCH_DIR/mint.py" csrf \
-                    "$BENCH_SERVER_URL" "$BENCH_OUT" && cat "$BENCH_OUT")
-                measure "$backend" "login (Argon2id)" t_login - \
-                    "one Argon2id hash: $ms ms (median, tessera user set-password), so <= $(awk -v m="$ms" \
-                        'BEGIN { printf "%.0f", (m > 0 ? 1000 / m : 0) }')/s on one core"
+                LOGIN_CSRF=$(python3 "$BENCH_DIR/mint.py" csrf "$BENCH_SERVER_URL" "$BENCH_TMP/csrf.txt" &&
+                    cat "$BENCH_TMP/csrf.txt")
+                measure "$backend" "login (Argon2id)" t_login - "queued: one Argon2id run per core"
+                BENCH_WRK_CONNS=1 measure "$backend" "login (Argon2id), 1 connection" t_login - \
+                    "p50: one login alone (Argon2id verify + session insert)"
                 ;;
             bank) ;;
             *) bench_die "unknown scenario $scenario" ;;
