@@ -3,7 +3,7 @@
 # on each, each server pinned to one core, runs interleaved (Tessera, peer, Tessera,
 # ...), medians of BENCH_RUNS runs. Read bench/README-run.md first.
 #
-#   bench/run.sh                                  # the full run (about 25 minutes)
+#   bench/run.sh                                  # the full run (about 20 minutes)
 #   BENCH_DURATION=3s BENCH_RUNS=1 bench/run.sh   # a quick try
 #
 # Settings (environment, with defaults):
