@@ -1,10 +1,16 @@
-//! The writes of the token hot path, on one connection, so that the [`super::writer`]
-//! can run many of them in one transaction.
+//! The writes of the token hot path (and the audit events and grant use times they
+//! record), on one connection, so that the [`super::writer`] can run many of them in
+//! one transaction. Each changes the database with one statement at most.
 
 use sqlx::SqliteConnection;
 
-use super::refresh_from;
-use crate::store::{AuthCode, OpaqueAccessToken, RefreshToken, Rotation, StoreResult, TokenHash};
+use sqlx::Row;
+
+use super::{code_from, refresh_from};
+use crate::store::{
+    AuditEvent, AuthCode, CodeConsumption, OpaqueAccessToken, RefreshToken, Rotation, StoreResult,
+    TokenHash,
+};
 
 pub(super) async fn insert_code(conn: &mut SqliteConnection, c: &AuthCode) -> StoreResult<()> {
     sqlx::query(
@@ -100,6 +106,69 @@ pub(super) async fn insert_access_token(
     .bind(&t.audience)
     .bind(t.issued_at)
     .bind(t.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn consume_code(
+    conn: &mut SqliteConnection,
+    code_hash: &TokenHash,
+    client_id: &str,
+    now: i64,
+) -> StoreResult<CodeConsumption> {
+    let row = sqlx::query(
+        "UPDATE auth_codes SET consumed_at = ?
+         WHERE code_hash = ? AND client_id = ? AND consumed_at IS NULL
+         RETURNING *",
+    )
+    .bind(now)
+    .bind(code_hash.to_vec())
+    .bind(client_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = row {
+        return Ok(CodeConsumption::Consumed(code_from(&row)?));
+    }
+    let used = sqlx::query("SELECT grant_id FROM auth_codes WHERE code_hash = ? AND client_id = ?")
+        .bind(code_hash.to_vec())
+        .bind(client_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match used {
+        Some(row) => CodeConsumption::AlreadyUsed {
+            grant_id: row.try_get("grant_id")?,
+        },
+        None => CodeConsumption::Unknown,
+    })
+}
+
+pub(super) async fn touch_grant(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE grants SET last_used_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn record_audit(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.at)
+    .bind(&e.kind)
+    .bind(e.actor.as_str())
+    .bind(&e.user_id)
+    .bind(&e.username)
+    .bind(&e.client_id)
+    .bind(&e.grant_id)
+    .bind(&e.detail)
     .execute(conn)
     .await?;
     Ok(())

@@ -614,12 +614,10 @@ impl GrantStore for SqliteStore {
     }
 
     async fn touch_grant(&self, id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE grants SET last_used_at = ? WHERE id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let id = id.to_owned();
+        self.writer
+            .write(move |conn| Box::pin(async move { hot::touch_grant(conn, &id, now).await }))
+            .await
     }
 
     async fn revoke_grant(
@@ -669,31 +667,12 @@ impl CodeStore for SqliteStore {
         client_id: &str,
         now: i64,
     ) -> StoreResult<CodeConsumption> {
-        let row = sqlx::query(
-            "UPDATE auth_codes SET consumed_at = ?
-             WHERE code_hash = ? AND client_id = ? AND consumed_at IS NULL
-             RETURNING *",
-        )
-        .bind(now)
-        .bind(code_hash.to_vec())
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = row {
-            return Ok(CodeConsumption::Consumed(code_from(&row)?));
-        }
-        let used =
-            sqlx::query("SELECT grant_id FROM auth_codes WHERE code_hash = ? AND client_id = ?")
-                .bind(code_hash.to_vec())
-                .bind(client_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(match used {
-            Some(row) => CodeConsumption::AlreadyUsed {
-                grant_id: row.try_get("grant_id")?,
-            },
-            None => CodeConsumption::Unknown,
-        })
+        let (hash, client_id) = (*code_hash, client_id.to_owned());
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move { hot::consume_code(conn, &hash, &client_id, now).await })
+            })
+            .await
     }
 }
 
@@ -856,21 +835,10 @@ impl RevocationFeedStore for SqliteStore {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(e.at)
-        .bind(&e.kind)
-        .bind(e.actor.as_str())
-        .bind(&e.user_id)
-        .bind(&e.username)
-        .bind(&e.client_id)
-        .bind(&e.grant_id)
-        .bind(&e.detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let e = e.clone();
+        self.writer
+            .write(move |conn| Box::pin(async move { hot::record_audit(conn, &e).await }))
+            .await
     }
 
     async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {

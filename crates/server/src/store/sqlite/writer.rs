@@ -1,7 +1,8 @@
-//! Group commit for SQLite: the writes of the token hot path (codes, access and refresh
-//! tokens, refresh rotation) go through one task that runs every write waiting at that
-//! moment in a single `BEGIN IMMEDIATE … COMMIT`, and answers each caller
-//! only once the transaction is committed (durable: `synchronous = FULL`).
+//! Group commit for SQLite: the writes of the token hot path (codes issued and consumed,
+//! access and refresh tokens, refresh rotation, grant use times, audit events) go
+//! through one task that runs every write waiting at that moment in a single
+//! `BEGIN IMMEDIATE … COMMIT`, and answers each caller only once the transaction is
+//! committed (durable: `synchronous = FULL`).
 //!
 //! SQLite commits one transaction at a time, and each commit waits for the disk. One
 //! transaction per request caps throughput at the disk's flush rate; one per group of
