@@ -9,7 +9,8 @@
 #
 # Uses store-size.sh's store and fill; PostgreSQL is skipped when it does not answer.
 # Mind the size on PostgreSQL: as the store runs it, one batch of housekeeping's grants
-# step reads every token row once per grant (14 s at 20000 grants, 4x per doubling).
+# step reads every token row once per grant of the batch (14 s at 20000 grants, and in
+# proportion to the number of token rows).
 
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
