@@ -10,8 +10,8 @@ use crate::crypto::{hash_secret, pkce_s256_matches};
 use crate::error::{OAuthError, Result};
 use crate::revocation::revoke_grant;
 use crate::state::AppState;
-use crate::store::{Actor, Client, CodeConsumption};
-use crate::tokens::{issue_access_token, issue_refresh_token, token_response, AccessTokenFor};
+use crate::store::{Actor, Client, CodeConsumption, Issuance};
+use crate::tokens::{mint_access_token, mint_refresh_token, token_response, AccessTokenFor};
 
 pub async fn handle(
     state: &AppState,
@@ -84,8 +84,7 @@ pub async fn handle(
             ))
         }
     };
-    state.store.touch_grant(&grant.id, now).await?;
-    let access = issue_access_token(
+    let (access, access_row) = mint_access_token(
         state,
         AccessTokenFor {
             client,
@@ -95,22 +94,29 @@ pub async fn handle(
             auth_time: Some(record.auth_time),
             not_after: grant.expires_at,
         },
-    )
-    .await?;
-    let refresh = if client.allows_grant(GrantType::RefreshToken) {
-        Some(
-            issue_refresh_token(
-                state,
-                &record.grant_id,
-                client,
-                Some(&record.user_id),
-                &record.scope,
-                grant.expires_at,
-            )
-            .await?,
-        )
+    )?;
+    let (refresh, refresh_row) = if client.allows_grant(GrantType::RefreshToken) {
+        let (token, row) = mint_refresh_token(
+            state,
+            &record.grant_id,
+            client,
+            Some(&record.user_id),
+            &record.scope,
+            grant.expires_at,
+        );
+        (Some(token), Some(row))
     } else {
-        None
+        (None, None)
     };
+    // One transaction for everything the exchange leaves behind.
+    state
+        .store
+        .issue_tokens(&Issuance {
+            access_token: access_row,
+            refresh_token: refresh_row,
+            grant_used: Some((grant.id.clone(), now)),
+            audit: None,
+        })
+        .await?;
     Ok(token_response(access, refresh, &record.scope))
 }

@@ -5,13 +5,12 @@
 use axum::response::Response;
 use tessera_protocol::Scope;
 
-use crate::audit;
 use crate::crypto::hash_secret;
 use crate::error::{OAuthError, Result};
 use crate::revocation::revoke_grant;
 use crate::state::AppState;
-use crate::store::{Actor, Client, Rotation};
-use crate::tokens::{issue_access_token, issue_refresh_token, token_response, AccessTokenFor};
+use crate::store::{Actor, AuditEvent, Client, Issuance, Rotation};
+use crate::tokens::{mint_access_token, mint_refresh_token, token_response, AccessTokenFor};
 
 pub async fn handle(
     state: &AppState,
@@ -21,22 +20,70 @@ pub async fn handle(
 ) -> Result<Response> {
     let now = state.clock.now();
     let hash = hash_secret(token);
-    // RFC 6749 §6: a refused request must not use the token up, so a requested scope
-    // is checked against the token's before the token is rotated. (A token's scope
-    // never changes, so reading it first is race-free.)
-    if let Some(requested) = requested {
-        if let Some(current) = state.store.find_refresh_token(&hash).await? {
-            if current.client_id == client.id && !requested.is_subset_of(&current.scope) {
-                return Err(wider_scope());
-            }
-        }
-    }
-    let record = match state
+    // A token's grant, user and scope never change, so reading them before the
+    // rotation is race-free; it lets the successor tokens be written in the rotation's
+    // own transaction (one commit per refresh), and a request for a wider scope be
+    // refused before the token is spent (RFC 6749 §6: a refused request must not use
+    // the token up).
+    let Some(current) = state
         .store
-        .rotate_refresh_token(&hash, &client.id, now)
+        .find_refresh_token(&hash)
+        .await?
+        .filter(|t| t.client_id == client.id)
+    else {
+        return Err(invalid());
+    };
+    // RFC 6749 §6: a narrower scope may be requested, never a wider one. The new
+    // refresh token keeps the grant's full scope.
+    let scope = match requested {
+        Some(requested) if !requested.is_subset_of(&current.scope) => return Err(wider_scope()),
+        Some(requested) => requested.clone(),
+        None => current.scope.clone(),
+    };
+    let grant = state.store.get_grant(&current.grant_id).await?;
+    let not_after = grant.as_ref().and_then(|g| g.expires_at);
+    let user_id = current.user_id.as_deref();
+    let (access, access_row) = mint_access_token(
+        state,
+        AccessTokenFor {
+            client,
+            user_id,
+            scope: &scope,
+            grant_id: Some(&current.grant_id),
+            auth_time: None,
+            not_after,
+        },
+    )?;
+    let (refresh, refresh_row) = mint_refresh_token(
+        state,
+        &current.grant_id,
+        client,
+        user_id,
+        &current.scope,
+        not_after,
+    );
+    let issuance = Issuance {
+        access_token: access_row,
+        refresh_token: Some(refresh_row),
+        grant_used: Some((current.grant_id.clone(), now)),
+        audit: Some(AuditEvent {
+            id: 0,
+            at: now,
+            kind: "refresh".into(),
+            actor: Actor::Client,
+            user_id: current.user_id.clone(),
+            username: None,
+            client_id: Some(client.id.clone()),
+            grant_id: Some(current.grant_id.clone()),
+            detail: format!("tokens refreshed ({scope})"),
+        }),
+    };
+    match state
+        .store
+        .rotate_refresh_token(&hash, &client.id, now, &issuance)
         .await?
     {
-        Rotation::Rotated(record) => record,
+        Rotation::Rotated(_) => {}
         Rotation::AlreadyUsed(record) => {
             let grace = state.config.tokens.refresh_grace_period.as_secs() as i64;
             let used_at = record.used_at.unwrap_or(i64::MIN);
@@ -57,58 +104,15 @@ pub async fn handle(
                     "the refresh token has already been used".into(),
                 ));
             }
-            record
+            state.store.issue_tokens(&issuance).await?;
         }
-        Rotation::Invalid => {
-            return Err(OAuthError::InvalidGrant(
-                "the refresh token is invalid, expired or revoked".into(),
-            ))
-        }
-    };
-    // RFC 6749 §6: a narrower scope may be requested, never a wider one. The new
-    // refresh token keeps the grant's full scope.
-    let scope = match requested {
-        Some(requested) if !requested.is_subset_of(&record.scope) => return Err(wider_scope()),
-        Some(requested) => requested.clone(),
-        None => record.scope.clone(),
-    };
-    let grant = state.store.get_grant(&record.grant_id).await?;
-    let not_after = grant.as_ref().and_then(|g| g.expires_at);
-    state.store.touch_grant(&record.grant_id, now).await?;
-    let access = issue_access_token(
-        state,
-        AccessTokenFor {
-            client,
-            user_id: record.user_id.as_deref(),
-            scope: &scope,
-            grant_id: Some(&record.grant_id),
-            auth_time: None,
-            not_after,
-        },
-    )
-    .await?;
-    let refresh = issue_refresh_token(
-        state,
-        &record.grant_id,
-        client,
-        record.user_id.as_deref(),
-        &record.scope,
-        not_after,
-    )
-    .await?;
-    audit::record(
-        state,
-        audit::Entry {
-            kind: "refresh",
-            actor: Actor::Client,
-            user_id: record.user_id.as_deref(),
-            client_id: Some(&client.id),
-            grant_id: Some(&record.grant_id),
-            detail: format!("tokens refreshed ({scope})"),
-        },
-    )
-    .await?;
+        Rotation::Invalid => return Err(invalid()),
+    }
     Ok(token_response(access, Some(refresh), &scope))
+}
+
+fn invalid() -> OAuthError {
+    OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into())
 }
 
 fn wider_scope() -> OAuthError {

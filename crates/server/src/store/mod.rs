@@ -343,6 +343,29 @@ pub enum Rotation {
     Invalid,
 }
 
+/// What a token request leaves in the store, written in one transaction: all of it or
+/// none. Grouping them costs one commit (one disk flush) per request instead of one
+/// per row.
+#[derive(Debug, Clone, Default)]
+pub struct Issuance {
+    pub access_token: Option<OpaqueAccessToken>,
+    pub refresh_token: Option<RefreshToken>,
+    /// The grant whose `last_used_at` becomes the time given.
+    pub grant_used: Option<(String, i64)>,
+    /// An audit event; when its `username` is `None` and it has a `user_id`, the store
+    /// fills in that user's name (the history must read well after the user is gone).
+    pub audit: Option<AuditEvent>,
+}
+
+impl Issuance {
+    pub fn is_empty(&self) -> bool {
+        self.access_token.is_none()
+            && self.refresh_token.is_none()
+            && self.grant_used.is_none()
+            && self.audit.is_none()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OpaqueAccessToken {
     pub token_hash: TokenHash,
@@ -439,6 +462,8 @@ pub trait GrantStore: Send + Sync {
     async fn list_client_grants(&self, client_id: &str) -> StoreResult<Vec<Grant>>;
     /// Record that a token was issued under the grant at `now`.
     async fn touch_grant(&self, id: &str, now: i64) -> StoreResult<()>;
+    /// Write every part of `issuance` in one transaction: all parts or, on error, none.
+    async fn issue_tokens(&self, issuance: &Issuance) -> StoreResult<()>;
     /// Revoke the grant: from then on every refresh token, opaque access token and
     /// JWT access token that carries its id is refused. In the same transaction a
     /// revocation feed entry is appended (forgettable after `forget_after`). Returns
@@ -472,11 +497,17 @@ pub trait RefreshTokenStore: Send + Sync {
     /// Mark a refresh token of `client_id` used, atomically: among concurrent calls
     /// exactly one gets `Rotated`. Expired tokens and tokens of revoked grants are
     /// `Invalid` and stay unused.
+    ///
+    /// `then` is written in the same transaction as the rotation, and only if this call
+    /// rotated the token (as [`GrantStore::issue_tokens`]): the successor tokens are
+    /// durable exactly when the old token is spent. If writing `then` fails, the token
+    /// stays unused and the error is returned.
     async fn rotate_refresh_token(
         &self,
         token_hash: &TokenHash,
         client_id: &str,
         now: i64,
+        then: &Issuance,
     ) -> StoreResult<Rotation>;
     /// A refresh token that is unused, unexpired and of an active grant.
     async fn find_active_refresh_token(

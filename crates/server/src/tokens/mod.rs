@@ -62,12 +62,26 @@ pub async fn issue_access_token(
     state: &AppState,
     spec: AccessTokenFor<'_>,
 ) -> Result<IssuedAccessToken> {
+    let (issued, row) = mint_access_token(state, spec)?;
+    if let Some(row) = row {
+        state.store.insert_access_token(&row).await?;
+    }
+    Ok(issued)
+}
+
+/// Mint an access token in the client's format without storing anything: a JWT is
+/// signed; an opaque token comes with the row (its hash) that the caller must store
+/// before handing the token out.
+pub fn mint_access_token(
+    state: &AppState,
+    spec: AccessTokenFor<'_>,
+) -> Result<(IssuedAccessToken, Option<OpaqueAccessToken>)> {
     let now = state.clock.now();
     let configured = now + state.config.tokens.access_token_ttl.as_secs() as i64;
     let exp = spec.not_after.map_or(configured, |cap| configured.min(cap));
     let ttl = (exp - now).max(0) as u64;
     let jti = random_string(16);
-    let token = match spec.client.token_format {
+    let (token, row) = match spec.client.token_format {
         TokenFormat::Jwt => {
             let claims = AccessClaims {
                 iss: state.config.issuer.clone(),
@@ -82,59 +96,57 @@ pub async fn issue_access_token(
                 grant_id: spec.grant_id.map(str::to_owned),
                 auth_time: spec.auth_time,
             };
-            state.keys.current().sign_jwt(now, &claims)?
+            (state.keys.current().sign_jwt(now, &claims)?, None)
         }
         TokenFormat::Opaque => {
             let token = random_token();
-            state
-                .store
-                .insert_access_token(&OpaqueAccessToken {
-                    token_hash: hash_secret(&token),
-                    jti,
-                    grant_id: spec.grant_id.map(str::to_owned),
-                    client_id: spec.client.id.clone(),
-                    user_id: spec.user_id.map(str::to_owned),
-                    scope: spec.scope.clone(),
-                    audience: state.config.audience().to_owned(),
-                    issued_at: now,
-                    expires_at: exp,
-                })
-                .await?;
-            token
+            let row = OpaqueAccessToken {
+                token_hash: hash_secret(&token),
+                jti,
+                grant_id: spec.grant_id.map(str::to_owned),
+                client_id: spec.client.id.clone(),
+                user_id: spec.user_id.map(str::to_owned),
+                scope: spec.scope.clone(),
+                audience: state.config.audience().to_owned(),
+                issued_at: now,
+                expires_at: exp,
+            };
+            (token, Some(row))
         }
     };
-    Ok(IssuedAccessToken {
-        token,
-        expires_in: ttl,
-    })
+    Ok((
+        IssuedAccessToken {
+            token,
+            expires_in: ttl,
+        },
+        row,
+    ))
 }
 
-/// Mint a refresh token of `grant_id` and store its hash.
-pub async fn issue_refresh_token(
+/// Mint a refresh token of `grant_id`: the token, and the row (its hash) that the
+/// caller must store before handing it out.
+pub fn mint_refresh_token(
     state: &AppState,
     grant_id: &str,
     client: &Client,
     user_id: Option<&str>,
     scope: &Scope,
     not_after: Option<i64>,
-) -> Result<String> {
+) -> (String, RefreshToken) {
     let now = state.clock.now();
     let token = random_token();
     let configured = now + state.config.tokens.refresh_token_ttl.as_secs() as i64;
-    state
-        .store
-        .insert_refresh_token(&RefreshToken {
-            token_hash: hash_secret(&token),
-            grant_id: grant_id.to_owned(),
-            client_id: client.id.clone(),
-            user_id: user_id.map(str::to_owned),
-            scope: scope.clone(),
-            issued_at: now,
-            expires_at: not_after.map_or(configured, |cap| configured.min(cap)),
-            used_at: None,
-        })
-        .await?;
-    Ok(token)
+    let row = RefreshToken {
+        token_hash: hash_secret(&token),
+        grant_id: grant_id.to_owned(),
+        client_id: client.id.clone(),
+        user_id: user_id.map(str::to_owned),
+        scope: scope.clone(),
+        issued_at: now,
+        expires_at: not_after.map_or(configured, |cap| configured.min(cap)),
+        used_at: None,
+    };
+    (token, row)
 }
 
 /// A successful token response with `Cache-Control: no-store` (RFC 6749 §5.1).

@@ -92,6 +92,8 @@ contract!(
     grants_and_feed,
     codes_are_single_use,
     refresh_rotation_is_single_use,
+    rotation_writes_its_successors_or_nothing,
+    issuance_is_all_or_nothing,
     access_tokens_and_jtis,
     audit_trail,
     assertion_jtis,
@@ -509,7 +511,7 @@ async fn refresh_rotation_is_single_use(store: Arc<dyn Store>) {
     assert!(
         matches!(
             store
-                .rotate_refresh_token(&hash_secret("r1"), "c2", NOW)
+                .rotate_refresh_token(&hash_secret("r1"), "c2", NOW, &Issuance::default())
                 .await
                 .unwrap(),
             Rotation::Invalid
@@ -520,7 +522,7 @@ async fn refresh_rotation_is_single_use(store: Arc<dyn Store>) {
         let store = store.clone();
         async move {
             store
-                .rotate_refresh_token(&hash_secret("r1"), "c1", NOW + 1)
+                .rotate_refresh_token(&hash_secret("r1"), "c1", NOW + 1, &Issuance::default())
                 .await
                 .unwrap()
         }
@@ -555,7 +557,7 @@ async fn refresh_rotation_is_single_use(store: Arc<dyn Store>) {
         .unwrap();
     assert!(matches!(
         store
-            .rotate_refresh_token(&hash_secret("r2"), "c1", NOW + 5)
+            .rotate_refresh_token(&hash_secret("r2"), "c1", NOW + 5, &Issuance::default())
             .await
             .unwrap(),
         Rotation::Invalid
@@ -570,7 +572,7 @@ async fn refresh_rotation_is_single_use(store: Arc<dyn Store>) {
         .unwrap();
     assert!(matches!(
         store
-            .rotate_refresh_token(&hash_secret("r3"), "c1", NOW + 3)
+            .rotate_refresh_token(&hash_secret("r3"), "c1", NOW + 3, &Issuance::default())
             .await
             .unwrap(),
         Rotation::Invalid
@@ -589,6 +591,195 @@ async fn refresh_rotation_is_single_use(store: Arc<dyn Store>) {
             .used_at,
         None
     );
+}
+
+fn opaque(hash: &str, grant: &str) -> OpaqueAccessToken {
+    OpaqueAccessToken {
+        token_hash: hash_secret(hash),
+        jti: format!("jti-{hash}"),
+        grant_id: Some(grant.into()),
+        client_id: "c1".into(),
+        user_id: Some("u1".into()),
+        scope: scope("a"),
+        audience: "https://api.example".into(),
+        issued_at: NOW,
+        expires_at: NOW + 600,
+    }
+}
+
+/// What a refresh leaves behind: the successors, the grant's use time, an audit event
+/// whose username the store looks up.
+fn successors(n: &str, at: i64) -> Issuance {
+    Issuance {
+        access_token: Some(opaque(&format!("at-{n}"), "g1")),
+        refresh_token: Some(refresh(&format!("rt-{n}"), "g1", NOW + 100)),
+        grant_used: Some(("g1".into(), at)),
+        audit: Some(AuditEvent {
+            id: 0,
+            at,
+            kind: "refresh".into(),
+            actor: Actor::Client,
+            user_id: Some("u1".into()),
+            username: None,
+            client_id: Some("c1".into()),
+            grant_id: Some("g1".into()),
+            detail: format!("refresh {n}"),
+        }),
+    }
+}
+
+async fn rotation_writes_its_successors_or_nothing(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    store
+        .insert_refresh_token(&refresh("r1", "g1", NOW + 100))
+        .await
+        .unwrap();
+    // Concurrent rotations of one token, each with its own successors: exactly one
+    // rotates, and only its successors exist afterwards.
+    let attempts = join_all((0..8).map(|n| {
+        let store = store.clone();
+        async move {
+            let outcome = store
+                .rotate_refresh_token(
+                    &hash_secret("r1"),
+                    "c1",
+                    NOW + 1,
+                    &successors(&n.to_string(), NOW + 1),
+                )
+                .await
+                .unwrap();
+            (n, outcome)
+        }
+    }))
+    .await;
+    let winners: Vec<_> = attempts
+        .iter()
+        .filter(|(_, a)| matches!(a, Rotation::Rotated(_)))
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(winners.len(), 1, "{attempts:?}");
+    for n in 0..8 {
+        let access = store
+            .find_active_access_token(&hash_secret(&format!("at-{n}")), NOW + 1)
+            .await
+            .unwrap();
+        let refresh = store
+            .find_active_refresh_token(&hash_secret(&format!("rt-{n}")), NOW + 1)
+            .await
+            .unwrap();
+        let won = winners.contains(&n);
+        assert_eq!(access.is_some(), won, "access token of attempt {n}");
+        assert_eq!(refresh.is_some(), won, "refresh token of attempt {n}");
+    }
+    assert_eq!(
+        store.get_grant("g1").await.unwrap().unwrap().last_used_at,
+        Some(NOW + 1)
+    );
+    let events = store
+        .list_audit(&AuditFilter {
+            user_id: Some("u1".into()),
+            client_id: None,
+            limit: 50,
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "one audit event: the winner's");
+    assert_eq!(events[0].username.as_deref(), Some("user-u1"));
+    assert_eq!(events[0].detail, format!("refresh {}", winners[0]));
+
+    // Successors that cannot be written (a refresh token hash that exists already):
+    // the error is returned and the presented token stays unused.
+    store
+        .insert_refresh_token(&refresh("r2", "g1", NOW + 100))
+        .await
+        .unwrap();
+    let mut clash = successors("clash", NOW + 2);
+    clash.refresh_token = Some(refresh(&format!("rt-{}", winners[0]), "g1", NOW + 100));
+    assert!(store
+        .rotate_refresh_token(&hash_secret("r2"), "c1", NOW + 2, &clash)
+        .await
+        .is_err());
+    assert!(
+        store
+            .find_active_refresh_token(&hash_secret("r2"), NOW + 2)
+            .await
+            .unwrap()
+            .is_some(),
+        "a failed rotation leaves the token unused"
+    );
+    assert!(store
+        .find_access_token(&hash_secret("at-clash"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        store
+            .rotate_refresh_token(
+                &hash_secret("r2"),
+                "c1",
+                NOW + 3,
+                &successors("r2", NOW + 3)
+            )
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+}
+
+async fn issuance_is_all_or_nothing(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    store.issue_tokens(&successors("a", NOW + 5)).await.unwrap();
+    assert!(store
+        .find_active_access_token(&hash_secret("at-a"), NOW + 5)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .find_active_refresh_token(&hash_secret("rt-a"), NOW + 5)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.get_grant("g1").await.unwrap().unwrap().last_used_at,
+        Some(NOW + 5)
+    );
+    // The access token goes first; the refresh token clashes: neither is kept, nor the
+    // grant's use time, nor the audit event.
+    let mut clash = successors("b", NOW + 9);
+    clash.refresh_token = Some(refresh("rt-a", "g1", NOW + 100));
+    // Several at once, so that on SQLite they share a group commit with a good one.
+    let fine = successors("c", NOW + 7);
+    let (bad, good) = tokio::join!(store.issue_tokens(&clash), store.issue_tokens(&fine));
+    assert!(bad.is_err());
+    good.unwrap();
+    assert!(store
+        .find_access_token(&hash_secret("at-b"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .find_access_token(&hash_secret("at-c"))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.get_grant("g1").await.unwrap().unwrap().last_used_at,
+        Some(NOW + 7)
+    );
+    let details: Vec<_> = store
+        .list_audit(&AuditFilter {
+            user_id: None,
+            client_id: Some("c1".into()),
+            limit: 50,
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(details, ["refresh c", "refresh a"]);
+    // Nothing to write is no error.
+    store.issue_tokens(&Issuance::default()).await.unwrap();
 }
 
 async fn access_tokens_and_jtis(store: Arc<dyn Store>) {

@@ -12,6 +12,7 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 use tessera_protocol::{GrantType, RedirectUri, Scope};
 
+mod hot;
 mod keys;
 
 use super::*;
@@ -667,11 +668,16 @@ impl GrantStore for PostgresStore {
     }
 
     async fn touch_grant(&self, id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE grants SET last_used_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        hot::touch_grant(&mut *self.pool.acquire().await?, id, now).await
+    }
+
+    async fn issue_tokens(&self, issuance: &Issuance) -> StoreResult<()> {
+        if issuance.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        hot::issue_tokens(&mut tx, issuance).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -767,21 +773,7 @@ impl CodeStore for PostgresStore {
 #[async_trait]
 impl RefreshTokenStore for PostgresStore {
     async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, used_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(t.token_hash.to_vec())
-        .bind(&t.grant_id)
-        .bind(&t.client_id)
-        .bind(&t.user_id)
-        .bind(t.scope.to_string())
-        .bind(t.issued_at)
-        .bind(t.expires_at)
-        .bind(t.used_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        hot::insert_refresh_token(&mut *self.pool.acquire().await?, t).await
     }
 
     async fn rotate_refresh_token(
@@ -789,34 +781,18 @@ impl RefreshTokenStore for PostgresStore {
         token_hash: &TokenHash,
         client_id: &str,
         now: i64,
+        then: &Issuance,
     ) -> StoreResult<Rotation> {
-        let row = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $1
-             WHERE token_hash = $2 AND client_id = $3 AND used_at IS NULL AND expires_at > $4
-               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $5))
-             RETURNING *",
-        )
-        .bind(now)
-        .bind(token_hash.to_vec())
-        .bind(client_id)
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = row {
-            return Ok(Rotation::Rotated(refresh_from(&row)?));
+        if then.is_empty() {
+            let mut conn = self.pool.acquire().await?;
+            return hot::rotate_refresh_token(&mut conn, token_hash, client_id, now, then).await;
         }
-        let row = sqlx::query(
-            "SELECT * FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2 AND used_at IS NOT NULL",
-        )
-        .bind(token_hash.to_vec())
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(row) => Rotation::AlreadyUsed(refresh_from(&row)?),
-            None => Rotation::Invalid,
-        })
+        // The rotated row stays locked until the commit: a concurrent rotation of the
+        // same token waits, then finds it used.
+        let mut tx = self.pool.begin().await?;
+        let rotation = hot::rotate_refresh_token(&mut tx, token_hash, client_id, now, then).await?;
+        tx.commit().await?;
+        Ok(rotation)
     }
 
     async fn find_active_refresh_token(
@@ -852,22 +828,7 @@ impl RefreshTokenStore for PostgresStore {
 #[async_trait]
 impl AccessTokenStore for PostgresStore {
     async fn insert_access_token(&self, t: &OpaqueAccessToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(t.token_hash.to_vec())
-        .bind(&t.jti)
-        .bind(&t.grant_id)
-        .bind(&t.client_id)
-        .bind(&t.user_id)
-        .bind(t.scope.to_string())
-        .bind(&t.audience)
-        .bind(t.issued_at)
-        .bind(t.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        hot::insert_access_token(&mut *self.pool.acquire().await?, t).await
     }
 
     async fn find_active_access_token(
@@ -967,21 +928,7 @@ impl RevocationFeedStore for PostgresStore {
 #[async_trait]
 impl AuditStore for PostgresStore {
     async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(e.at)
-        .bind(&e.kind)
-        .bind(e.actor.as_str())
-        .bind(&e.user_id)
-        .bind(&e.username)
-        .bind(&e.client_id)
-        .bind(&e.grant_id)
-        .bind(&e.detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        hot::record_audit(&mut *self.pool.acquire().await?, e).await
     }
 
     async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {

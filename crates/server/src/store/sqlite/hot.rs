@@ -1,6 +1,8 @@
 //! The writes of the token hot path (and the audit events and grant use times they
 //! record), on one connection, so that the [`super::writer`] can run many of them in
-//! one transaction. Each changes the database with one statement at most.
+//! one transaction. Each changes the database with one statement at most, except
+//! [`issue_tokens`] and [`rotate_refresh_token`] with something to issue, which the
+//! writer runs in a savepoint ([`super::writer::Writer::write_atomic`]).
 
 use sqlx::SqliteConnection;
 
@@ -8,8 +10,8 @@ use sqlx::Row;
 
 use super::{code_from, refresh_from};
 use crate::store::{
-    AuditEvent, AuthCode, CodeConsumption, OpaqueAccessToken, RefreshToken, Rotation, StoreResult,
-    TokenHash,
+    AuditEvent, AuthCode, CodeConsumption, Issuance, OpaqueAccessToken, RefreshToken, Rotation,
+    StoreResult, TokenHash,
 };
 
 pub(super) async fn insert_code(conn: &mut SqliteConnection, c: &AuthCode) -> StoreResult<()> {
@@ -59,6 +61,7 @@ pub(super) async fn rotate_refresh_token(
     token_hash: &TokenHash,
     client_id: &str,
     now: i64,
+    then: &Issuance,
 ) -> StoreResult<Rotation> {
     let row = sqlx::query(
         "UPDATE refresh_tokens SET used_at = ?
@@ -74,7 +77,9 @@ pub(super) async fn rotate_refresh_token(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = row {
-        return Ok(Rotation::Rotated(refresh_from(&row)?));
+        let rotated = refresh_from(&row)?;
+        issue_tokens(conn, then).await?;
+        return Ok(Rotation::Rotated(rotated));
     }
     let row = sqlx::query(
         "SELECT * FROM refresh_tokens WHERE token_hash = ? AND client_id = ? AND used_at IS NOT NULL",
@@ -156,16 +161,35 @@ pub(super) async fn touch_grant(
     Ok(())
 }
 
+/// Every part of `issuance`; the caller runs it in a savepoint.
+pub(super) async fn issue_tokens(conn: &mut SqliteConnection, i: &Issuance) -> StoreResult<()> {
+    if let Some(t) = &i.access_token {
+        insert_access_token(&mut *conn, t).await?;
+    }
+    if let Some(t) = &i.refresh_token {
+        insert_refresh_token(&mut *conn, t).await?;
+    }
+    if let Some((grant_id, at)) = &i.grant_used {
+        touch_grant(&mut *conn, grant_id, *at).await?;
+    }
+    if let Some(e) = &i.audit {
+        record_audit(&mut *conn, e).await?;
+    }
+    Ok(())
+}
+
+/// An audit event; a missing username is looked up from the user id.
 pub(super) async fn record_audit(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, COALESCE(?, (SELECT username FROM users WHERE id = ?)), ?, ?, ?)",
     )
     .bind(e.at)
     .bind(&e.kind)
     .bind(e.actor.as_str())
     .bind(&e.user_id)
     .bind(&e.username)
+    .bind(&e.user_id)
     .bind(&e.client_id)
     .bind(&e.grant_id)
     .bind(&e.detail)

@@ -620,6 +620,18 @@ impl GrantStore for SqliteStore {
             .await
     }
 
+    async fn issue_tokens(&self, issuance: &Issuance) -> StoreResult<()> {
+        if issuance.is_empty() {
+            return Ok(());
+        }
+        let issuance = issuance.clone();
+        self.writer
+            .write_atomic(move |conn| {
+                Box::pin(async move { hot::issue_tokens(conn, &issuance).await })
+            })
+            .await
+    }
+
     async fn revoke_grant(
         &self,
         id: &str,
@@ -690,13 +702,15 @@ impl RefreshTokenStore for SqliteStore {
         token_hash: &TokenHash,
         client_id: &str,
         now: i64,
+        then: &Issuance,
     ) -> StoreResult<Rotation> {
         let (hash, client_id) = (*token_hash, client_id.to_owned());
+        let then = then.clone();
         self.writer
-            .write(move |conn| {
-                Box::pin(
-                    async move { hot::rotate_refresh_token(conn, &hash, &client_id, now).await },
-                )
+            .write_atomic(move |conn| {
+                Box::pin(async move {
+                    hot::rotate_refresh_token(conn, &hash, &client_id, now, &then).await
+                })
             })
             .await
     }

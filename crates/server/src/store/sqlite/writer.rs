@@ -11,9 +11,10 @@
 //!
 //! A write that fails reports its error and leaves nothing behind; the others in its
 //! group are unaffected. That is why a write given to the writer changes the database
-//! with one statement at most: SQLite undoes a failed statement, not the transaction.
-//! (A write of several statements would need its own savepoint.) If the commit itself
-//! fails, every write of the group reports that failure (none of them happened).
+//! with one statement at most ([`Writer::write`]), or runs inside its own savepoint
+//! ([`Writer::write_atomic`]): SQLite undoes a failed statement, not the transaction.
+//! If the commit itself fails, every write of the group reports that failure (none of
+//! them happened).
 
 use futures::future::BoxFuture;
 use sqlx::{SqliteConnection, SqlitePool};
@@ -42,6 +43,30 @@ impl Writer {
         let (jobs, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(pool, rx));
         Self { jobs }
+    }
+
+    /// Run `op`, which may change the database with several statements, in the next
+    /// group, inside a savepoint: if `op` fails, what it changed is undone and the
+    /// rest of the group is unaffected.
+    pub(crate) async fn write_atomic<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query("SAVEPOINT unit").execute(&mut *conn).await?;
+                let outcome = op(&mut *conn).await;
+                if outcome.is_err() {
+                    sqlx::query("ROLLBACK TO unit").execute(&mut *conn).await?;
+                }
+                sqlx::query("RELEASE unit").execute(&mut *conn).await?;
+                outcome
+            })
+        })
+        .await
     }
 
     /// Run `op`, which changes the database with at most one statement, in the next
