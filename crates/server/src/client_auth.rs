@@ -11,6 +11,8 @@ pub mod assertion;
 pub mod jwk;
 pub mod jwks_uri;
 
+use std::sync::Arc;
+
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -44,7 +46,8 @@ pub fn signing_algs() -> Vec<String> {
 /// A client whose identity the request established.
 #[derive(Debug)]
 pub struct AuthenticatedClient {
-    pub client: Client,
+    /// Shared with the client cache: no copy per request.
+    pub client: Arc<Client>,
     /// The method the client used this time.
     pub method: Method,
 }
@@ -200,12 +203,11 @@ fn wrong_method(registered: Method) -> OAuthError {
     })
 }
 
-async fn client(state: &AppState, id: &str) -> Result<Client> {
+async fn client(state: &AppState, id: &str) -> Result<Arc<Client>> {
     state
         .clients
         .get(state.store.as_ref(), id)
         .await?
-        .map(|c| Client::clone(&c))
         .ok_or_else(|| invalid_client("client authentication failed"))
 }
 

@@ -8,6 +8,8 @@
 //! the signature verifies; the `jti` was never used (recorded only once all else holds).
 //! Every failure is `invalid_client` (RFC 7521 §4.2.1).
 
+use std::sync::Arc;
+
 use aws_lc_rs::hmac;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -280,7 +282,7 @@ pub(super) async fn authenticate(
     form: &Form,
     raw: &str,
     endpoint: &str,
-) -> Result<(Client, AuthMethod)> {
+) -> Result<(Arc<Client>, AuthMethod)> {
     let jws = parse(raw)?;
     // RFC 7523 §3 items 1–2: for client authentication, iss and sub are the client_id.
     let sub = string_claim(&jws.claims, "sub")?;
@@ -294,12 +296,7 @@ pub(super) async fn authenticate(
     if form.get("client_id").is_some_and(|id| id != sub) {
         return Err(invalid("client_id differs from the assertion's sub"));
     }
-    let Some(client) = state
-        .clients
-        .get(state.store.as_ref(), sub)
-        .await?
-        .map(|c| Client::clone(&c))
-    else {
+    let Some(client) = state.clients.get(state.store.as_ref(), sub).await? else {
         return Err(invalid("client authentication failed"));
     };
     // The registered method decides; the alg must fit it (no fallback either way).
