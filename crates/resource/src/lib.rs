@@ -109,6 +109,7 @@ mod feed;
 mod introspection;
 mod jwks;
 mod jwt;
+mod jwt_cache;
 mod verifier;
 
 pub use claims::Claims;
@@ -116,7 +117,7 @@ pub use error::BearerError;
 pub use extract::{Bearer, RequireScope, ScopeName};
 pub use feed::{FeedFallback, FeedStatus};
 pub use jwks::Algorithm;
-pub use verifier::{RevocationCheck, Verifier, VerifierBuilder};
+pub use verifier::{RevocationCheck, Verifier, VerifierBuilder, DEFAULT_JWT_CACHE};
 
 /// Declare a scope type for [`RequireScope`]: `scope!(TransactionsWrite = "transactions:write");`
 #[macro_export]

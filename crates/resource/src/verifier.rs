@@ -12,6 +12,7 @@ use crate::feed::{self, Feed, FeedFallback, FeedStatus};
 use crate::introspection::{Credentials, PositiveCache};
 use crate::jwks::{parse_jwks, Algorithm, KeyCache};
 use crate::jwt::{self, Expect};
+use crate::jwt_cache::VerifiedJwts;
 use crate::{BearerError, Claims};
 
 /// How a verified JWT is checked for revocation.
@@ -43,7 +44,11 @@ pub struct VerifierBuilder {
     realm: String,
     http: Option<reqwest::Client>,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    jwt_cache: usize,
 }
+
+/// How many verified JWTs a verifier keeps by default.
+pub const DEFAULT_JWT_CACHE: usize = 10_000;
 
 impl VerifierBuilder {
     /// The `aud` this resource server requires (RFC 9068 §4). Without it, `aud` is not checked.
@@ -97,6 +102,16 @@ impl VerifierBuilder {
         self
     }
 
+    /// Keep up to `capacity` verified JWTs (default [`DEFAULT_JWT_CACHE`]; 0 turns the
+    /// cache off), so that the same token presented again is not verified again: its
+    /// exact text is looked up, its `exp` and `nbf` are checked again, and revocation
+    /// is checked as [`RevocationCheck`] says, on every request. This saves the
+    /// signature verification (tens of microseconds for ES256) per request.
+    pub fn jwt_cache(mut self, capacity: usize) -> Self {
+        self.jwt_cache = capacity;
+        self
+    }
+
     /// The `realm` of `WWW-Authenticate` challenges. Default: the issuer.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = realm.into();
@@ -138,6 +153,7 @@ impl VerifierBuilder {
                 clock: self.clock,
                 metadata: OnceCell::new(),
                 keys: KeyCache::new(self.refetch_floor),
+                verified: VerifiedJwts::new(self.jwt_cache),
                 feed: match self.revocation {
                     RevocationCheck::Feed { fallback } => Some(Feed::new(fallback)),
                     _ => None,
@@ -166,6 +182,7 @@ struct Inner {
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     metadata: OnceCell<Metadata>,
     keys: KeyCache,
+    verified: VerifiedJwts,
     /// Present with [`RevocationCheck::Feed`].
     feed: Option<Feed>,
 }
@@ -210,6 +227,7 @@ impl Verifier {
             refetch_floor: Duration::from_secs(30),
             http: None,
             clock: Arc::new(system_now),
+            jwt_cache: DEFAULT_JWT_CACHE,
         }
     }
 
@@ -342,6 +360,10 @@ impl Verifier {
 
     async fn verify_jwt(&self, token: &str) -> Result<Claims, BearerError> {
         let inner = &self.inner;
+        let now = (inner.clock)();
+        if let Some(claims) = inner.verified.get(token, now, inner.leeway) {
+            return Ok(claims);
+        }
         let parsed = jwt::parse(token, &inner.algorithms, &inner.realm)?;
         let metadata = self.metadata().await?;
         let key = inner
@@ -364,10 +386,12 @@ impl Verifier {
         let expect = Expect {
             issuer: &inner.issuer,
             audience: inner.audience.as_deref(),
-            now: (inner.clock)(),
+            now,
             leeway: inner.leeway,
         };
-        jwt::verify(parsed, &key, &expect, &inner.realm)
+        let claims = jwt::verify(parsed, &key, &expect, &inner.realm)?;
+        inner.verified.put(token, &claims, now, inner.leeway);
+        Ok(claims)
     }
 
     async fn introspect(&self, token: &str) -> Result<Claims, BearerError> {

@@ -576,3 +576,42 @@ async fn extractors_answer_per_rfc6750() {
     let r = call(&app, "/me", Some("Bearer not a token")).await;
     assert_eq!(r.status(), 401);
 }
+
+/// A verified token presented again is served from the verifier's cache, and only as
+/// long as it is valid: the clock moves past its `exp`, and it is refused.
+#[tokio::test]
+async fn a_cached_token_expires_like_any_other() {
+    let issuer = spawn_issuer().await;
+    let signer = Signer::new(Algorithm::ES256, "k1");
+    issuer.jwks.lock().unwrap().push(signer.jwk());
+    let now = Arc::new(std::sync::atomic::AtomicI64::new(NOW));
+    let clock = now.clone();
+    let v = Verifier::builder(&issuer.url)
+        .audience(AUD)
+        .realm("bank")
+        .leeway(Duration::ZERO)
+        .clock(move || clock.load(Ordering::SeqCst))
+        .build();
+    let token = signer.sign(&claims(&issuer));
+    for _ in 0..3 {
+        assert_eq!(v.verify(&token).await.unwrap().sub, "alice-id");
+    }
+    // Same header and payload, another signature: not taken from the cache.
+    let (signed, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{signed}.{}", b64(&[7u8; 64]));
+    assert_invalid(v.verify(&forged).await, "the token signature is invalid");
+    now.store(NOW + 600, Ordering::SeqCst);
+    assert_invalid(v.verify(&token).await, "the token has expired");
+    // With the cache off, the same answers.
+    let uncached = Verifier::builder(&issuer.url)
+        .audience(AUD)
+        .realm("bank")
+        .clock(|| NOW)
+        .jwt_cache(0)
+        .build();
+    assert_eq!(uncached.verify(&token).await.unwrap().sub, "alice-id");
+    assert_invalid(
+        uncached.verify(&forged).await,
+        "the token signature is invalid",
+    );
+}
