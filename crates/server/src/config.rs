@@ -175,7 +175,9 @@ pub struct HousekeepingConfig {
     /// without tokens left (`tessera gc` does it once). Default 10 minutes.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
-    /// Most rows deleted by one statement, so that no lock is held long. Default 1000.
+    /// Most rows deleted by one statement. Statements are sized to take about 10 ms
+    /// within this bound, with as long a pause after each, so that housekeeping holds
+    /// the database at most half the time. Default 1000.
     pub batch: u32,
 }
 

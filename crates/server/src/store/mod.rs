@@ -624,6 +624,47 @@ impl PurgeReport {
     }
 }
 
+/// How long one batch of a purge should hold the database at most.
+const PURGE_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The pace of a purge, so that housekeeping never stalls the token endpoint: each
+/// batch aims at [`PURGE_BATCH_TIME`] (its size halves after a batch that took longer
+/// and doubles, up to the configured `batch`, after one that took less than half), and
+/// the purge waits as long as the last batch took before the next. It thus holds the
+/// database (SQLite's one write lock; PostgreSQL's disk and CPU) at most half the time,
+/// in slices of about 10 ms, and a large backlog takes about twice as long to clear.
+pub(crate) struct PurgePace {
+    size: u32,
+    max: u32,
+}
+
+impl PurgePace {
+    pub(crate) fn new(max: u32) -> Self {
+        let max = max.max(1);
+        Self {
+            size: max.min(64),
+            max,
+        }
+    }
+
+    /// Rows to delete in the next batch.
+    pub(crate) fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// After a batch that started at `started` (and deleted a full batch): adjust the
+    /// size and pause.
+    pub(crate) async fn after_batch(&mut self, started: std::time::Instant) {
+        let took = started.elapsed();
+        if took > PURGE_BATCH_TIME {
+            self.size = (self.size / 2).max(1);
+        } else if took < PURGE_BATCH_TIME / 2 {
+            self.size = self.size.saturating_mul(2).min(self.max);
+        }
+        tokio::time::sleep(took).await;
+    }
+}
+
 #[async_trait]
 pub trait HousekeepingStore: Send + Sync {
     /// Delete what has expired at `now`: codes (consumed or not), sessions, refresh
@@ -632,7 +673,8 @@ pub trait HousekeepingStore: Send + Sync {
     /// or lapsed and have no code, refresh token or access token left (so a grant goes
     /// only after its tokens). Consents, clients, users and the audit trail are kept.
     /// Deletes at most `batch` rows per statement (each its own short transaction),
-    /// repeating until a statement deletes fewer.
+    /// repeating until a statement deletes fewer than it was given, at the pace of
+    /// [`PurgePace`]: statements of about 10 ms, with as long a pause after each.
     async fn purge_expired(&self, now: i64, batch: u32) -> StoreResult<PurgeReport>;
 }
 

@@ -1146,17 +1146,21 @@ impl HousekeepingStore for PostgresStore {
                      SELECT ctid FROM {table} WHERE {condition} ORDER BY {order} LIMIT $2))
                  AND {condition}"
             );
+            let mut pace = PurgePace::new(batch);
             loop {
+                let started = std::time::Instant::now();
+                let limit = pace.size();
                 let done = sqlx::query(&sql)
                     .bind(now)
-                    .bind(i64::from(batch))
+                    .bind(i64::from(limit))
                     .execute(&self.pool)
                     .await
                     .with_context(|| format!("purging {table}"))?;
                 *count += done.rows_affected();
-                if done.rows_affected() < u64::from(batch) {
+                if done.rows_affected() < u64::from(limit) {
                     break;
                 }
+                pace.after_batch(started).await;
             }
             // After a large purge the planner's statistics still count the deleted rows
             // until autovacuum comes by; the grants step, which checks these tables for

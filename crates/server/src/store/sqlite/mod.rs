@@ -1062,17 +1062,21 @@ impl HousekeepingStore for SqliteStore {
                 "DELETE FROM {table} WHERE rowid IN
                  (SELECT rowid FROM {table} WHERE {condition} LIMIT ?)"
             );
+            let mut pace = PurgePace::new(batch);
             loop {
+                let started = std::time::Instant::now();
+                let limit = pace.size();
                 let done = sqlx::query(&sql)
                     .bind(now)
-                    .bind(i64::from(batch))
+                    .bind(i64::from(limit))
                     .execute(&self.pool)
                     .await
                     .with_context(|| format!("purging {table}"))?;
                 *count += done.rows_affected();
-                if done.rows_affected() < u64::from(batch) {
+                if done.rows_affected() < u64::from(limit) {
                     break;
                 }
+                pace.after_batch(started).await;
             }
         }
         let [auth_codes, sessions, refresh_tokens, access_tokens, revoked_jtis, client_assertion_jtis, revocations, grants] =
