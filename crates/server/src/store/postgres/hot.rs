@@ -124,6 +124,15 @@ pub(super) async fn rotate_refresh_token(
         issue_tokens(conn, then).await?;
         return Ok(Rotation::Rotated(rotated));
     }
+    not_rotated(conn, token_hash, client_id).await
+}
+
+/// Why a token was not rotated: used before (reuse, or a race), or invalid.
+pub(super) async fn not_rotated(
+    conn: &mut PgConnection,
+    token_hash: &TokenHash,
+    client_id: &str,
+) -> StoreResult<Rotation> {
     let row = sqlx::query(
         "SELECT * FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2 AND used_at IS NOT NULL",
     )
@@ -135,4 +144,80 @@ pub(super) async fn rotate_refresh_token(
         Some(row) => Rotation::AlreadyUsed(refresh_from(&row)?),
         None => Rotation::Invalid,
     })
+}
+
+/// A refresh's whole write in one statement (one round trip, one commit): the rotation,
+/// and only if it happened, the successor refresh token, the access token (if opaque),
+/// the grant's use time and the audit event, as data-modifying CTEs gated on the
+/// rotated row. A failing part (a duplicate hash) fails the statement, rotation
+/// included. `None` when the token was not rotated. Needs `then` to carry a refresh
+/// token, the grant's use time and an audit event (what a refresh writes); the caller
+/// falls back to [`rotate_refresh_token`] in a transaction otherwise.
+pub(super) async fn rotate_refresh_token_in_one(
+    conn: &mut PgConnection,
+    token_hash: &TokenHash,
+    client_id: &str,
+    now: i64,
+    then: &Issuance,
+) -> StoreResult<Option<Option<RefreshToken>>> {
+    let (Some(r), Some((grant_id, used_at)), Some(e)) =
+        (&then.refresh_token, &then.grant_used, &then.audit)
+    else {
+        return Ok(None);
+    };
+    let access = if then.access_token.is_some() {
+        ", a AS (INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
+                 SELECT $21, $22, $23, $24, $25, $26, $27, $28, $29 FROM rotated)"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "WITH rotated AS (
+             UPDATE refresh_tokens SET used_at = $1
+             WHERE token_hash = $2 AND client_id = $3 AND used_at IS NULL AND expires_at > $1
+               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $1))
+             RETURNING *),
+         r AS (INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at)
+               SELECT $4, $5, $6, $7, $8, $9, $10 FROM rotated),
+         t AS (UPDATE grants SET last_used_at = $12 WHERE id = $11 AND EXISTS (SELECT 1 FROM rotated)),
+         e AS (INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)
+               SELECT $13, $14, $15, $16, COALESCE($17, (SELECT username FROM users WHERE id = $16)), $18, $19, $20 FROM rotated)
+         {access}
+         SELECT * FROM rotated"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(now)
+        .bind(token_hash.to_vec())
+        .bind(client_id)
+        .bind(r.token_hash.to_vec())
+        .bind(&r.grant_id)
+        .bind(&r.client_id)
+        .bind(&r.user_id)
+        .bind(r.scope.to_string())
+        .bind(r.issued_at)
+        .bind(r.expires_at)
+        .bind(grant_id)
+        .bind(*used_at)
+        .bind(e.at)
+        .bind(&e.kind)
+        .bind(e.actor.as_str())
+        .bind(&e.user_id)
+        .bind(&e.username)
+        .bind(&e.client_id)
+        .bind(&e.grant_id)
+        .bind(&e.detail);
+    if let Some(a) = &then.access_token {
+        query = query
+            .bind(a.token_hash.to_vec())
+            .bind(&a.jti)
+            .bind(&a.grant_id)
+            .bind(&a.client_id)
+            .bind(&a.user_id)
+            .bind(a.scope.to_string())
+            .bind(&a.audience)
+            .bind(a.issued_at)
+            .bind(a.expires_at);
+    }
+    let row = query.fetch_optional(&mut *conn).await?;
+    Ok(Some(row.as_ref().map(refresh_from).transpose()?))
 }

@@ -787,6 +787,17 @@ impl RefreshTokenStore for PostgresStore {
             let mut conn = self.pool.acquire().await?;
             return hot::rotate_refresh_token(&mut conn, token_hash, client_id, now, then).await;
         }
+        {
+            let mut conn = self.pool.acquire().await?;
+            match hot::rotate_refresh_token_in_one(&mut conn, token_hash, client_id, now, then)
+                .await?
+            {
+                Some(Some(rotated)) => return Ok(Rotation::Rotated(rotated)),
+                // Not rotated: used before, or invalid; nothing was written.
+                Some(None) => return hot::not_rotated(&mut conn, token_hash, client_id).await,
+                None => {}
+            }
+        }
         // The rotated row stays locked until the commit: a concurrent rotation of the
         // same token waits, then finds it used.
         let mut tx = self.pool.begin().await?;
