@@ -377,6 +377,8 @@ pub struct OpaqueAccessToken {
     pub audience: String,
     pub issued_at: i64,
     pub expires_at: i64,
+    /// When the token was revoked; ignored by [`AccessTokenStore::insert_access_token`].
+    pub revoked_at: Option<i64>,
 }
 
 #[async_trait]

@@ -82,12 +82,17 @@ pub async fn introspect(
                 Some(c.jti),
             )
         }
-        Found::Opaque(_) => match state
-            .store
-            .find_active_access_token(&hash_secret(token), now)
-            .await?
-        {
-            Some(t) => (
+        // The row as found: its state decides, with one more read only for a token of
+        // a grant (whether the grant is still active).
+        Found::Opaque(t) => {
+            let grant_ok = match &t.grant_id {
+                Some(g) => state.store.grant_active(g, now).await?,
+                None => true,
+            };
+            if t.revoked_at.is_some() || t.expires_at <= now || !grant_ok {
+                return Ok(inactive);
+            }
+            (
                 t.client_id,
                 t.user_id,
                 t.scope.to_string(),
@@ -96,9 +101,8 @@ pub async fn introspect(
                 t.issued_at,
                 Some(t.audience),
                 Some(t.jti),
-            ),
-            None => return Ok(inactive),
-        },
+            )
+        }
         Found::Refresh(_) => match state
             .store
             .find_active_refresh_token(&hash_secret(token), now)

@@ -110,6 +110,7 @@ pub fn mint_access_token(
                 audience: state.config.audience().to_owned(),
                 issued_at: now,
                 expires_at: exp,
+                revoked_at: None,
             };
             (token, Some(row))
         }

@@ -604,6 +604,7 @@ fn opaque(hash: &str, grant: &str) -> OpaqueAccessToken {
         audience: "https://api.example".into(),
         issued_at: NOW,
         expires_at: NOW + 600,
+        revoked_at: None,
     }
 }
 
@@ -794,6 +795,7 @@ async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
         audience: "https://api.example".into(),
         issued_at: NOW,
         expires_at: NOW + 600,
+        revoked_at: None,
     };
     store.insert_access_token(&token("t1", None)).await.unwrap();
     store
@@ -823,11 +825,16 @@ async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_none());
-    assert!(store
-        .find_access_token(&hash_secret("t1"))
-        .await
-        .unwrap()
-        .is_some());
+    assert_eq!(
+        store
+            .find_access_token(&hash_secret("t1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(NOW),
+        "found whatever its state, with its revocation time"
+    );
     store
         .revoke_grant("g1", NOW, Actor::Person, NOW + 700)
         .await
@@ -1097,6 +1104,7 @@ async fn housekeeping_purges_expired_rows(store: Arc<dyn Store>) {
         audience: "https://api.example".into(),
         issued_at: NOW - 600,
         expires_at,
+        revoked_at: None,
     };
     let session = |expires_at| Session {
         user_id: "u1".into(),
@@ -1427,6 +1435,7 @@ async fn concurrent_writes_answer_each_for_itself(store: Arc<dyn Store>) {
         audience: "https://api.example".into(),
         issued_at: NOW,
         expires_at: NOW + 600,
+        revoked_at: None,
     };
     // Five tokens exist already: writing them again must fail (the hash is the key).
     for n in 0..5 {

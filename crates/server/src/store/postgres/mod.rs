@@ -274,6 +274,7 @@ fn access_from(row: &PgRow) -> anyhow::Result<OpaqueAccessToken> {
         audience: row.try_get("audience")?,
         issued_at: row.try_get("issued_at")?,
         expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
     })
 }
 

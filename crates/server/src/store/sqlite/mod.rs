@@ -48,6 +48,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A ping before each use would cost a round trip to the connection's
+            // worker thread per query, and tells nothing about a local file.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open SQLite database {url}"))?;
@@ -248,6 +251,7 @@ fn access_from(row: &SqliteRow) -> anyhow::Result<OpaqueAccessToken> {
         audience: row.try_get("audience")?,
         issued_at: row.try_get("issued_at")?,
         expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
     })
 }
 
