@@ -176,8 +176,9 @@ pub struct HousekeepingConfig {
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// Most rows deleted by one statement. Statements are sized to take about 10 ms
-    /// within this bound, with as long a pause after each, so that housekeeping holds
-    /// the database at most half the time. Default 1000.
+    /// (between a quarter of this and all of it), with as long a pause after each (at
+    /// most 100 ms), so that housekeeping leaves the database to the token endpoint
+    /// about half the time. Default 1000.
     pub batch: u32,
 }
 

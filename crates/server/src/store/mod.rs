@@ -626,25 +626,32 @@ impl PurgeReport {
     }
 }
 
-/// How long one batch of a purge should hold the database at most.
+/// How long one batch of a purge should take.
 const PURGE_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(10);
+/// The longest pause between two batches.
+const PURGE_MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The pace of a purge, so that housekeeping never stalls the token endpoint: each
+/// The pace of a purge, so that housekeeping does not stall the token endpoint: each
 /// batch aims at [`PURGE_BATCH_TIME`] (its size halves after a batch that took longer
-/// and doubles, up to the configured `batch`, after one that took less than half), and
-/// the purge waits as long as the last batch took before the next. It thus holds the
-/// database (SQLite's one write lock; PostgreSQL's disk and CPU) at most half the time,
-/// in slices of about 10 ms, and a large backlog takes about twice as long to clear.
+/// and doubles after one that took less than half, between a quarter of the configured
+/// `batch` and all of it), and the purge waits as long as the last batch took (at most
+/// [`PURGE_MAX_PAUSE`]) before the next. The time measured includes waiting for
+/// SQLite's write lock, which a busy server holds most of the time: the floor of a
+/// quarter batch keeps a purge under load from shrinking to statements that delete
+/// next to nothing.
 pub(crate) struct PurgePace {
     size: u32,
+    min: u32,
     max: u32,
 }
 
 impl PurgePace {
     pub(crate) fn new(max: u32) -> Self {
         let max = max.max(1);
+        let min = (max / 4).max(1);
         Self {
-            size: max.min(64),
+            size: min,
+            min,
             max,
         }
     }
@@ -659,11 +666,11 @@ impl PurgePace {
     pub(crate) async fn after_batch(&mut self, started: std::time::Instant) {
         let took = started.elapsed();
         if took > PURGE_BATCH_TIME {
-            self.size = (self.size / 2).max(1);
+            self.size = (self.size / 2).max(self.min);
         } else if took < PURGE_BATCH_TIME / 2 {
             self.size = self.size.saturating_mul(2).min(self.max);
         }
-        tokio::time::sleep(took).await;
+        tokio::time::sleep(took.min(PURGE_MAX_PAUSE)).await;
     }
 }
 
@@ -676,7 +683,8 @@ pub trait HousekeepingStore: Send + Sync {
     /// only after its tokens). Consents, clients, users and the audit trail are kept.
     /// Deletes at most `batch` rows per statement (each its own short transaction),
     /// repeating until a statement deletes fewer than it was given, at the pace of
-    /// [`PurgePace`]: statements of about 10 ms, with as long a pause after each.
+    /// [`PurgePace`]: statements of about 10 ms (a quarter of `batch` at least), with
+    /// as long a pause after each.
     async fn purge_expired(&self, now: i64, batch: u32) -> StoreResult<PurgeReport>;
 }
 
