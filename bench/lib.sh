@@ -93,9 +93,12 @@ bench_cleanup() {
 }
 
 # Build the release binary (unless BENCH_BIN is given) and set BENCH_BIN, and
-# BENCH_COMMIT to what was built. Another build in the same target dir holds cargo's
-# lock: this then waits for it.
+# BENCH_COMMIT to what was built; BENCH_BUILT_SRC and BENCH_BUILT_TARGET to the source
+# tree and cargo target dir (with BENCH_BIN: the working tree's). Another build in the
+# same target dir holds cargo's lock: this then waits for it.
 bench_build() {
+    BENCH_BUILT_SRC=$BENCH_SRC
+    BENCH_BUILT_TARGET=${BENCH_TARGET_DIR:-${CARGO_TARGET_DIR:-$BENCH_SRC/target}}
     if [[ -n ${BENCH_BIN:-} ]]; then
         [[ -x $BENCH_BIN ]] || bench_die "BENCH_BIN=$BENCH_BIN is not executable"
         : "${BENCH_COMMIT:=unknown (BENCH_BIN given)}"
@@ -122,6 +125,7 @@ bench_build() {
     (cd "$src" && CARGO_TARGET_DIR=$target cargo build --release -p tessera-cli) >&2 ||
         bench_die "release build failed"
     BENCH_BIN=$target/release/tessera
+    BENCH_BUILT_SRC=$src BENCH_BUILT_TARGET=$target
 }
 
 # A free TCP port on 127.0.0.1 (the kernel's choice; free when this returns).

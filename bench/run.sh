@@ -12,7 +12,8 @@
 #   BENCH_WARMUP=2s        one warm-up run per server and scenario, not counted
 #   BENCH_BACKENDS         "sqlite postgres" (postgres is skipped when it does not
 #                          answer at BENCH_PG_ADMIN_URL, postgres://root@127.0.0.1:5432/test)
-#   BENCH_SCENARIOS        "cc_es256 cc_eddsa cc_opaque introspect refresh code login bank"
+#   BENCH_SCENARIOS        "cc_es256 cc_eddsa cc_opaque introspect refresh code login bank
+#                          extractor"
 #   BENCH_SERVER_CPU=1     the core of the server (Tessera or the peer)
 #   BENCH_WRK_CPU=0        the core of wrk (and of the Python that mints codes)
 #   BENCH_REFRESH_SUPPLY=512  refresh tokens minted before each refresh run
@@ -33,7 +34,7 @@ if [[ -n ${BENCH_DURATION:-} ]]; then BENCH_WRK_DURATION=$BENCH_DURATION; fi
 
 : "${BENCH_WARMUP:=2s}"
 : "${BENCH_BACKENDS:=sqlite postgres}"
-: "${BENCH_SCENARIOS:=cc_es256 cc_eddsa cc_opaque introspect refresh code login bank}"
+: "${BENCH_SCENARIOS:=cc_es256 cc_eddsa cc_opaque introspect refresh code login bank extractor}"
 : "${BENCH_REFRESH_SUPPLY:=512}"
 : "${BENCH_CODE_MARGIN:=1.5}"
 BENCH_DURATION=$BENCH_WRK_DURATION
@@ -358,7 +359,7 @@ run_backend() {
     for scenario in $BENCH_SCENARIOS; do
         case $scenario in
             cc_eddsa) [[ -n ${made[eddsa]:-} ]] || { new_store "$backend" "${backend}_eddsa" EdDSA; made[eddsa]=1; } ;;
-            bank) continue ;;
+            bank | extractor) continue ;;
             *) [[ -n ${made[main]:-} ]] || { new_store "$backend" "${backend}_main" ES256; made[main]=1; } ;;
         esac
     done
@@ -406,7 +407,7 @@ run_backend() {
                 BENCH_WRK_CONNS=1 measure "$backend" "login (Argon2id), 1 connection" t_login - \
                     "p50: one login alone (Argon2id verify + session insert)"
                 ;;
-            bank) ;;
+            bank | extractor) ;;
             *) bench_die "unknown scenario $scenario" ;;
         esac
     done
@@ -494,6 +495,31 @@ run_bank() {
     stop_demo
 }
 
+# `cargo bench -p tessera-resource --bench extractor` (crates/resource/benches): the
+# Bearer extractor and Verifier::verify on one ES256 token, cold and cached, per call.
+# Built with the binary (before any server runs), run pinned to the server's core.
+EXTRACTOR_BIN=""
+build_extractor() {
+    local out
+    bench_log "cargo bench --no-run -p tessera-resource --bench extractor in $BENCH_BUILT_SRC"
+    out=$(cd "$BENCH_BUILT_SRC" && CARGO_TARGET_DIR=$BENCH_BUILT_TARGET \
+        cargo bench --no-run -p tessera-resource --bench extractor --message-format=json \
+        ) || bench_die "building the extractor benchmark failed"
+    EXTRACTOR_BIN=$(python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "extractor" and m.get("executable"):
+        print(m["executable"])' <<<"$out")
+    [[ -x $EXTRACTOR_BIN ]] || bench_die "no executable for the extractor benchmark"
+}
+
+EXTRACTOR_OUT=""
+run_extractor() {
+    bench_log "== crates/resource: extractor benchmark, pinned to cpu $BENCH_SERVER_CPU"
+    EXTRACTOR_OUT=$(taskset -c "$BENCH_SERVER_CPU" timeout 300 "$EXTRACTOR_BIN" --bench) ||
+        bench_die "the extractor benchmark failed"
+}
+
 # ---- report ------------------------------------------------------------------------
 
 BANK_NOTE=""
@@ -510,6 +536,12 @@ report() {
     echo "(T: Tessera, P: node-oidc-provider $(bench_peer_version); latencies in ms; ratio: T req/s" \
         "over P req/s; * over the peer's client_credentials opaque figure; \"-\": no equivalent)"
     [[ -z $BANK_NOTE ]] || echo "$BANK_NOTE"
+    if [[ -n $EXTRACTOR_OUT ]]; then
+        echo
+        echo "== crates/resource per call (cargo bench -p tessera-resource --bench extractor," \
+            "cpu $BENCH_SERVER_CPU)"
+        echo "$EXTRACTOR_OUT"
+    fi
     if [[ -n $OTHERS ]]; then
         echo "Another server or wrk (not this script's) was running at the start of: ${OTHERS%; }"
     else
@@ -560,6 +592,9 @@ main() {
         "BENCH_BACKENDS=\"$BENCH_BACKENDS\" bench/run.sh"
     echo "load before: $(uptime)"
     bench_build
+    if [[ " $BENCH_SCENARIOS " == *" extractor "* ]]; then
+        build_extractor
+    fi
     versions
     TESSERA_MASTER_KEY=$("$BENCH_BIN" key new-master-key 2>/dev/null || bench_master_key)
     export TESSERA_MASTER_KEY
@@ -579,6 +614,9 @@ main() {
         run_bank
     fi
     bench_peer_stop
+    if [[ " $BENCH_SCENARIOS " == *" extractor "* ]]; then
+        run_extractor
+    fi
     report
     report_logs
     echo
