@@ -11,6 +11,7 @@ pub mod client_cache;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod detach;
 pub mod endpoints;
 pub mod error;
 pub mod grants;
@@ -78,6 +79,8 @@ pub fn app(state: AppState) -> Router {
             endpoints::admin::PREFIX,
             endpoints::admin::router(state.clone()),
         )
+        // Store work is never cut off midway by a client that goes away (detach.rs).
+        .layer(axum::middleware::from_fn(detach::detach))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
