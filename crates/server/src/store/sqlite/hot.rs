@@ -1,199 +1,285 @@
 //! The writes of the token hot path (and the audit events and grant use times they
-//! record), on one connection, so that the [`super::writer`] can run many of them in
-//! one transaction. Each changes the database with one statement at most, except
-//! [`issue_tokens`] and [`rotate_refresh_token`] with something to issue, which the
-//! writer runs in a savepoint ([`super::writer::Writer::write_atomic`]).
+//! record), run by the [`super::writer`] thread on its own connection, so that it can
+//! run many of them in one transaction. Each changes the database with one statement
+//! at most, except [`issue_tokens`] and [`rotate_refresh_token`] with something to
+//! issue, which the writer runs in a savepoint
+//! ([`super::writer::Writer::write_atomic`]). Statements come from the connection's
+//! cache of prepared statements.
 
-use sqlx::SqliteConnection;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tessera_protocol::Scope;
 
-use sqlx::Row;
-
-use super::{code_from, refresh_from};
 use crate::store::{
-    AuditEvent, AuthCode, CodeConsumption, Issuance, OpaqueAccessToken, RefreshToken, Rotation,
-    StoreResult, TokenHash,
+    AuditEvent, AuthCode, CodeConsumption, Grant, Issuance, OpaqueAccessToken, RefreshToken,
+    Rotation, StoreResult, TokenHash,
 };
 
-pub(super) async fn insert_code(conn: &mut SqliteConnection, c: &AuthCode) -> StoreResult<()> {
-    sqlx::query(
+/// A stored value that does not read back as its type.
+fn bad(row: &Row, col: &str, kind: rusqlite::types::Type, why: String) -> rusqlite::Error {
+    let idx = row.as_ref().column_index(col).unwrap_or(0);
+    rusqlite::Error::FromSqlConversionFailure(idx, kind, why.into())
+}
+
+fn hash_at(row: &Row, col: &str) -> rusqlite::Result<TokenHash> {
+    let bytes: Vec<u8> = row.get(col)?;
+    bytes.try_into().map_err(|_| {
+        bad(
+            row,
+            col,
+            rusqlite::types::Type::Blob,
+            format!("column {col} does not hold a 32-byte hash"),
+        )
+    })
+}
+
+pub(super) fn scope_at(row: &Row, col: &str) -> rusqlite::Result<Scope> {
+    let text: String = row.get(col)?;
+    Scope::parse(&text).map_err(|e| {
+        bad(
+            row,
+            col,
+            rusqlite::types::Type::Text,
+            format!("stored scope {text:?}: {e}"),
+        )
+    })
+}
+
+/// A row of `auth_codes`.
+pub(super) fn code_at(row: &Row) -> rusqlite::Result<AuthCode> {
+    Ok(AuthCode {
+        code_hash: hash_at(row, "code_hash")?,
+        grant_id: row.get("grant_id")?,
+        client_id: row.get("client_id")?,
+        user_id: row.get("user_id")?,
+        redirect_uri: row.get("redirect_uri")?,
+        redirect_uri_given: row.get("redirect_uri_given")?,
+        scope: scope_at(row, "scope")?,
+        code_challenge: row.get("code_challenge")?,
+        auth_time: row.get("auth_time")?,
+        expires_at: row.get("expires_at")?,
+    })
+}
+
+/// A row of `refresh_tokens`.
+pub(super) fn refresh_at(row: &Row) -> rusqlite::Result<RefreshToken> {
+    Ok(RefreshToken {
+        token_hash: hash_at(row, "token_hash")?,
+        grant_id: row.get("grant_id")?,
+        client_id: row.get("client_id")?,
+        user_id: row.get("user_id")?,
+        scope: scope_at(row, "scope")?,
+        issued_at: row.get("issued_at")?,
+        expires_at: row.get("expires_at")?,
+        used_at: row.get("used_at")?,
+    })
+}
+
+/// A row of `access_tokens`.
+pub(super) fn access_at(row: &Row) -> rusqlite::Result<OpaqueAccessToken> {
+    Ok(OpaqueAccessToken {
+        token_hash: hash_at(row, "token_hash")?,
+        jti: row.get("jti")?,
+        grant_id: row.get("grant_id")?,
+        client_id: row.get("client_id")?,
+        user_id: row.get("user_id")?,
+        scope: scope_at(row, "scope")?,
+        audience: row.get("audience")?,
+        issued_at: row.get("issued_at")?,
+        expires_at: row.get("expires_at")?,
+        revoked_at: row.get("revoked_at")?,
+    })
+}
+
+/// A row of `grants`.
+pub(super) fn grant_at(row: &Row) -> rusqlite::Result<Grant> {
+    Ok(Grant {
+        id: row.get("id")?,
+        client_id: row.get("client_id")?,
+        user_id: row.get("user_id")?,
+        scope: scope_at(row, "scope")?,
+        created_at: row.get("created_at")?,
+        expires_at: row.get("expires_at")?,
+        last_used_at: row.get("last_used_at")?,
+        revoked_at: row.get("revoked_at")?,
+    })
+}
+
+pub(super) fn insert_grant(conn: &Connection, g: &Grant) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO grants (id, client_id, user_id, scope, created_at, expires_at, last_used_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        g.id,
+        g.client_id,
+        g.user_id,
+        g.scope.to_string(),
+        g.created_at,
+        g.expires_at,
+        g.last_used_at,
+    ])?;
+    Ok(())
+}
+
+pub(super) fn insert_code(conn: &Connection, c: &AuthCode) -> StoreResult<()> {
+    conn.prepare_cached(
         "INSERT INTO auth_codes (code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given,
                                  scope, code_challenge, auth_time, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(c.code_hash.to_vec())
-    .bind(&c.grant_id)
-    .bind(&c.client_id)
-    .bind(&c.user_id)
-    .bind(&c.redirect_uri)
-    .bind(c.redirect_uri_given)
-    .bind(c.scope.to_string())
-    .bind(&c.code_challenge)
-    .bind(c.auth_time)
-    .bind(c.expires_at)
-    .execute(conn)
-    .await?;
+    )?
+    .execute(params![
+        &c.code_hash[..],
+        c.grant_id,
+        c.client_id,
+        c.user_id,
+        c.redirect_uri,
+        c.redirect_uri_given,
+        c.scope.to_string(),
+        c.code_challenge,
+        c.auth_time,
+        c.expires_at,
+    ])?;
     Ok(())
 }
 
-pub(super) async fn insert_refresh_token(
-    conn: &mut SqliteConnection,
-    t: &RefreshToken,
-) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn insert_refresh_token(conn: &Connection, t: &RefreshToken) -> StoreResult<()> {
+    conn.prepare_cached(
         "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, used_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(t.token_hash.to_vec())
-    .bind(&t.grant_id)
-    .bind(&t.client_id)
-    .bind(&t.user_id)
-    .bind(t.scope.to_string())
-    .bind(t.issued_at)
-    .bind(t.expires_at)
-    .bind(t.used_at)
-    .execute(conn)
-    .await?;
+    )?
+    .execute(params![
+        &t.token_hash[..],
+        t.grant_id,
+        t.client_id,
+        t.user_id,
+        t.scope.to_string(),
+        t.issued_at,
+        t.expires_at,
+        t.used_at,
+    ])?;
     Ok(())
 }
 
-pub(super) async fn rotate_refresh_token(
-    conn: &mut SqliteConnection,
+pub(super) fn rotate_refresh_token(
+    conn: &Connection,
     token_hash: &TokenHash,
     client_id: &str,
     now: i64,
     then: &Issuance,
 ) -> StoreResult<Rotation> {
-    let row = sqlx::query(
-        "UPDATE refresh_tokens SET used_at = ?
-         WHERE token_hash = ? AND client_id = ? AND used_at IS NULL AND expires_at > ?
-           AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))
-         RETURNING *",
-    )
-    .bind(now)
-    .bind(token_hash.to_vec())
-    .bind(client_id)
-    .bind(now)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = row {
-        let rotated = refresh_from(&row)?;
-        issue_tokens(conn, then).await?;
+    let rotated = conn
+        .prepare_cached(
+            "UPDATE refresh_tokens SET used_at = ?
+             WHERE token_hash = ? AND client_id = ? AND used_at IS NULL AND expires_at > ?
+               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))
+             RETURNING *",
+        )?
+        .query_row(
+            params![now, &token_hash[..], client_id, now, now],
+            refresh_at,
+        )
+        .optional()?;
+    if let Some(rotated) = rotated {
+        issue_tokens(conn, then)?;
         return Ok(Rotation::Rotated(rotated));
     }
-    let row = sqlx::query(
-        "SELECT * FROM refresh_tokens WHERE token_hash = ? AND client_id = ? AND used_at IS NOT NULL",
-    )
-    .bind(token_hash.to_vec())
-    .bind(client_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(match row {
-        Some(row) => Rotation::AlreadyUsed(refresh_from(&row)?),
+    let used = conn
+        .prepare_cached(
+            "SELECT * FROM refresh_tokens WHERE token_hash = ? AND client_id = ? AND used_at IS NOT NULL",
+        )?
+        .query_row(params![&token_hash[..], client_id], refresh_at)
+        .optional()?;
+    Ok(match used {
+        Some(record) => Rotation::AlreadyUsed(record),
         None => Rotation::Invalid,
     })
 }
 
-pub(super) async fn insert_access_token(
-    conn: &mut SqliteConnection,
-    t: &OpaqueAccessToken,
-) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn insert_access_token(conn: &Connection, t: &OpaqueAccessToken) -> StoreResult<()> {
+    conn.prepare_cached(
         "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(t.token_hash.to_vec())
-    .bind(&t.jti)
-    .bind(&t.grant_id)
-    .bind(&t.client_id)
-    .bind(&t.user_id)
-    .bind(t.scope.to_string())
-    .bind(&t.audience)
-    .bind(t.issued_at)
-    .bind(t.expires_at)
-    .execute(conn)
-    .await?;
+    )?
+    .execute(params![
+        &t.token_hash[..],
+        t.jti,
+        t.grant_id,
+        t.client_id,
+        t.user_id,
+        t.scope.to_string(),
+        t.audience,
+        t.issued_at,
+        t.expires_at,
+    ])?;
     Ok(())
 }
 
-pub(super) async fn consume_code(
-    conn: &mut SqliteConnection,
+pub(super) fn consume_code(
+    conn: &Connection,
     code_hash: &TokenHash,
     client_id: &str,
     now: i64,
 ) -> StoreResult<CodeConsumption> {
-    let row = sqlx::query(
-        "UPDATE auth_codes SET consumed_at = ?
-         WHERE code_hash = ? AND client_id = ? AND consumed_at IS NULL
-         RETURNING *",
-    )
-    .bind(now)
-    .bind(code_hash.to_vec())
-    .bind(client_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = row {
-        return Ok(CodeConsumption::Consumed(code_from(&row)?));
+    let consumed = conn
+        .prepare_cached(
+            "UPDATE auth_codes SET consumed_at = ?
+             WHERE code_hash = ? AND client_id = ? AND consumed_at IS NULL
+             RETURNING *",
+        )?
+        .query_row(params![now, &code_hash[..], client_id], code_at)
+        .optional()?;
+    if let Some(code) = consumed {
+        return Ok(CodeConsumption::Consumed(code));
     }
-    let used = sqlx::query("SELECT grant_id FROM auth_codes WHERE code_hash = ? AND client_id = ?")
-        .bind(code_hash.to_vec())
-        .bind(client_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let used: Option<String> = conn
+        .prepare_cached("SELECT grant_id FROM auth_codes WHERE code_hash = ? AND client_id = ?")?
+        .query_row(params![&code_hash[..], client_id], |row| row.get(0))
+        .optional()?;
     Ok(match used {
-        Some(row) => CodeConsumption::AlreadyUsed {
-            grant_id: row.try_get("grant_id")?,
-        },
+        Some(grant_id) => CodeConsumption::AlreadyUsed { grant_id },
         None => CodeConsumption::Unknown,
     })
 }
 
-pub(super) async fn touch_grant(
-    conn: &mut SqliteConnection,
-    id: &str,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query("UPDATE grants SET last_used_at = ? WHERE id = ?")
-        .bind(now)
-        .bind(id)
-        .execute(conn)
-        .await?;
+pub(super) fn touch_grant(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
+    conn.prepare_cached("UPDATE grants SET last_used_at = ? WHERE id = ?")?
+        .execute(params![now, id])?;
     Ok(())
 }
 
 /// Every part of `issuance`; the caller runs it in a savepoint.
-pub(super) async fn issue_tokens(conn: &mut SqliteConnection, i: &Issuance) -> StoreResult<()> {
+pub(super) fn issue_tokens(conn: &Connection, i: &Issuance) -> StoreResult<()> {
     if let Some(t) = &i.access_token {
-        insert_access_token(&mut *conn, t).await?;
+        insert_access_token(conn, t)?;
     }
     if let Some(t) = &i.refresh_token {
-        insert_refresh_token(&mut *conn, t).await?;
+        insert_refresh_token(conn, t)?;
     }
     if let Some((grant_id, at)) = &i.grant_used {
-        touch_grant(&mut *conn, grant_id, *at).await?;
+        touch_grant(conn, grant_id, *at)?;
     }
     if let Some(e) = &i.audit {
-        record_audit(&mut *conn, e).await?;
+        record_audit(conn, e)?;
     }
     Ok(())
 }
 
 /// An audit event; a missing username is looked up from the user id.
-pub(super) async fn record_audit(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreResult<()> {
-    sqlx::query(
+pub(super) fn record_audit(conn: &Connection, e: &AuditEvent) -> StoreResult<()> {
+    conn.prepare_cached(
         "INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)
          VALUES (?, ?, ?, ?, COALESCE(?, (SELECT username FROM users WHERE id = ?)), ?, ?, ?)",
-    )
-    .bind(e.at)
-    .bind(&e.kind)
-    .bind(e.actor.as_str())
-    .bind(&e.user_id)
-    .bind(&e.username)
-    .bind(&e.user_id)
-    .bind(&e.client_id)
-    .bind(&e.grant_id)
-    .bind(&e.detail)
-    .execute(conn)
-    .await?;
+    )?
+    .execute(params![
+        e.at,
+        e.kind,
+        e.actor.as_str(),
+        e.user_id,
+        e.username,
+        e.user_id,
+        e.client_id,
+        e.grant_id,
+        e.detail,
+    ])?;
     Ok(())
 }

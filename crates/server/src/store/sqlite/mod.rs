@@ -3,9 +3,17 @@
 //! Atomic consumption of codes and refresh tokens is a single
 //! `UPDATE ... WHERE used IS NULL RETURNING ...`: SQLite serialises writers, so exactly
 //! one of several concurrent statements updates the row.
+//!
+//! Three kinds of connection share the file. The request path's writes go to the
+//! [`writer`] thread (group commit on a rusqlite connection of its own) and its point
+//! reads to [`read`] (rusqlite connections used on the calling thread); both run
+//! prepared statements directly, with no hand-over per statement. Everything else
+//! (admin commands, consent and login writes, housekeeping, the feed, listings) uses
+//! the sqlx pool, which also runs the migrations before the others are opened.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,6 +26,7 @@ use tessera_protocol::{GrantType, RedirectUri, Scope};
 
 mod hot;
 mod keys;
+mod read;
 mod writer;
 
 use super::*;
@@ -27,6 +36,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Group commit of the token hot path's writes (see [`writer`]).
     writer: writer::Writer,
+    /// The point reads of the request path (see [`read`]).
+    readers: Arc<read::Readers>,
 }
 
 impl SqliteStore {
@@ -46,6 +57,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let path = options.get_filename().to_owned();
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             // A ping before each use would cost a round trip to the connection's
@@ -59,8 +71,13 @@ impl SqliteStore {
             .await
             .map_err(super::migration_error)
             .context("running SQLite migrations")?;
-        let writer = writer::Writer::start(pool.clone());
-        Ok(Self { pool, writer })
+        let writer = writer::Writer::start(&path)?;
+        let readers = Arc::new(read::Readers::open(&path)?);
+        Ok(Self {
+            pool,
+            writer,
+            readers,
+        })
     }
 }
 
@@ -212,49 +229,6 @@ fn user_from(row: &SqliteRow) -> anyhow::Result<User> {
     })
 }
 
-fn code_from(row: &SqliteRow) -> anyhow::Result<AuthCode> {
-    Ok(AuthCode {
-        code_hash: hash_from(row, "code_hash")?,
-        grant_id: row.try_get("grant_id")?,
-        client_id: row.try_get("client_id")?,
-        user_id: row.try_get("user_id")?,
-        redirect_uri: row.try_get("redirect_uri")?,
-        redirect_uri_given: row.try_get("redirect_uri_given")?,
-        scope: scope_from(row, "scope")?,
-        code_challenge: row.try_get("code_challenge")?,
-        auth_time: row.try_get("auth_time")?,
-        expires_at: row.try_get("expires_at")?,
-    })
-}
-
-fn refresh_from(row: &SqliteRow) -> anyhow::Result<RefreshToken> {
-    Ok(RefreshToken {
-        token_hash: hash_from(row, "token_hash")?,
-        grant_id: row.try_get("grant_id")?,
-        client_id: row.try_get("client_id")?,
-        user_id: row.try_get("user_id")?,
-        scope: scope_from(row, "scope")?,
-        issued_at: row.try_get("issued_at")?,
-        expires_at: row.try_get("expires_at")?,
-        used_at: row.try_get("used_at")?,
-    })
-}
-
-fn access_from(row: &SqliteRow) -> anyhow::Result<OpaqueAccessToken> {
-    Ok(OpaqueAccessToken {
-        token_hash: hash_from(row, "token_hash")?,
-        jti: row.try_get("jti")?,
-        grant_id: row.try_get("grant_id")?,
-        client_id: row.try_get("client_id")?,
-        user_id: row.try_get("user_id")?,
-        scope: scope_from(row, "scope")?,
-        audience: row.try_get("audience")?,
-        issued_at: row.try_get("issued_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
 #[async_trait]
 impl ScopeStore for SqliteStore {
     async fn upsert_scope(&self, scope: &ScopeEntry) -> StoreResult<()> {
@@ -381,11 +355,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(user_from).transpose()
+        self.readers.read(|c| read::get_user(c, id))
     }
 
     async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
@@ -445,19 +415,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn get_session(&self, token_hash: &TokenHash, now: i64) -> StoreResult<Option<Session>> {
-        let row = sqlx::query("SELECT user_id, auth_time, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?")
-            .bind(token_hash.to_vec())
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(Session {
-                user_id: r.try_get("user_id")?,
-                auth_time: r.try_get("auth_time")?,
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .transpose()
+        self.readers.read(|c| read::get_session(c, token_hash, now))
     }
 
     async fn delete_session(&self, token_hash: &TokenHash) -> StoreResult<()> {
@@ -477,23 +435,8 @@ impl ConsentStore for SqliteStore {
         client_id: &str,
         now: i64,
     ) -> StoreResult<Option<Consent>> {
-        let row = sqlx::query(
-            "SELECT scope, expires_at FROM consents
-             WHERE user_id = ? AND client_id = ? AND (expires_at IS NULL OR expires_at > ?)",
-        )
-        .bind(user_id)
-        .bind(client_id)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref()
-            .map(|r| {
-                Ok(Consent {
-                    scope: scope_from(r, "scope")?,
-                    expires_at: r.try_get("expires_at")?,
-                })
-            })
-            .transpose()
+        self.readers
+            .read(|c| read::get_consent(c, user_id, client_id, now))
     }
 
     async fn add_consent(
@@ -562,39 +505,18 @@ fn grant_from(r: &SqliteRow) -> anyhow::Result<Grant> {
 #[async_trait]
 impl GrantStore for SqliteStore {
     async fn create_grant(&self, g: &Grant) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO grants (id, client_id, user_id, scope, created_at, expires_at, last_used_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&g.id)
-        .bind(&g.client_id)
-        .bind(&g.user_id)
-        .bind(g.scope.to_string())
-        .bind(g.created_at)
-        .bind(g.expires_at)
-        .bind(g.last_used_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let g = g.clone();
+        self.writer
+            .write(move |conn| hot::insert_grant(conn, &g))
+            .await
     }
 
     async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
-        let row = sqlx::query("SELECT * FROM grants WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(grant_from).transpose()
+        self.readers.read(|c| read::get_grant(c, id))
     }
 
     async fn grant_active(&self, id: &str, now: i64) -> StoreResult<bool> {
-        let row = sqlx::query(
-            "SELECT 1 FROM grants WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
-        )
-        .bind(id)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
+        self.readers.read(|c| read::grant_active(c, id, now))
     }
 
     async fn list_user_grants(&self, user_id: &str) -> StoreResult<Vec<Grant>> {
@@ -620,7 +542,7 @@ impl GrantStore for SqliteStore {
     async fn touch_grant(&self, id: &str, now: i64) -> StoreResult<()> {
         let id = id.to_owned();
         self.writer
-            .write(move |conn| Box::pin(async move { hot::touch_grant(conn, &id, now).await }))
+            .write(move |conn| hot::touch_grant(conn, &id, now))
             .await
     }
 
@@ -630,9 +552,7 @@ impl GrantStore for SqliteStore {
         }
         let issuance = issuance.clone();
         self.writer
-            .write_atomic(move |conn| {
-                Box::pin(async move { hot::issue_tokens(conn, &issuance).await })
-            })
+            .write_atomic(move |conn| hot::issue_tokens(conn, &issuance))
             .await
     }
 
@@ -673,7 +593,7 @@ impl CodeStore for SqliteStore {
     async fn insert_code(&self, c: &AuthCode) -> StoreResult<()> {
         let c = c.clone();
         self.writer
-            .write(move |conn| Box::pin(async move { hot::insert_code(conn, &c).await }))
+            .write(move |conn| hot::insert_code(conn, &c))
             .await
     }
 
@@ -685,9 +605,7 @@ impl CodeStore for SqliteStore {
     ) -> StoreResult<CodeConsumption> {
         let (hash, client_id) = (*code_hash, client_id.to_owned());
         self.writer
-            .write(move |conn| {
-                Box::pin(async move { hot::consume_code(conn, &hash, &client_id, now).await })
-            })
+            .write(move |conn| hot::consume_code(conn, &hash, &client_id, now))
             .await
     }
 }
@@ -697,7 +615,7 @@ impl RefreshTokenStore for SqliteStore {
     async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
         let t = t.clone();
         self.writer
-            .write(move |conn| Box::pin(async move { hot::insert_refresh_token(conn, &t).await }))
+            .write(move |conn| hot::insert_refresh_token(conn, &t))
             .await
     }
 
@@ -712,9 +630,7 @@ impl RefreshTokenStore for SqliteStore {
         let then = then.clone();
         self.writer
             .write_atomic(move |conn| {
-                Box::pin(async move {
-                    hot::rotate_refresh_token(conn, &hash, &client_id, now, &then).await
-                })
+                hot::rotate_refresh_token(conn, &hash, &client_id, now, &then)
             })
             .await
     }
@@ -724,28 +640,16 @@ impl RefreshTokenStore for SqliteStore {
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<RefreshToken>> {
-        let row = sqlx::query(
-            "SELECT * FROM refresh_tokens
-             WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
-               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))",
-        )
-        .bind(token_hash.to_vec())
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(refresh_from).transpose()
+        self.readers
+            .read(|c| read::find_active_refresh_token(c, token_hash, now))
     }
 
     async fn find_refresh_token(
         &self,
         token_hash: &TokenHash,
     ) -> StoreResult<Option<RefreshToken>> {
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
-            .bind(token_hash.to_vec())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(refresh_from).transpose()
+        self.readers
+            .read(|c| read::find_refresh_token(c, token_hash))
     }
 }
 
@@ -754,7 +658,7 @@ impl AccessTokenStore for SqliteStore {
     async fn insert_access_token(&self, t: &OpaqueAccessToken) -> StoreResult<()> {
         let t = t.clone();
         self.writer
-            .write(move |conn| Box::pin(async move { hot::insert_access_token(conn, &t).await }))
+            .write(move |conn| hot::insert_access_token(conn, &t))
             .await
     }
 
@@ -763,28 +667,16 @@ impl AccessTokenStore for SqliteStore {
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<OpaqueAccessToken>> {
-        let row = sqlx::query(
-            "SELECT * FROM access_tokens
-             WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?
-               AND (grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g WHERE g.id = access_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?)))",
-        )
-        .bind(token_hash.to_vec())
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(access_from).transpose()
+        self.readers
+            .read(|c| read::find_active_access_token(c, token_hash, now))
     }
 
     async fn find_access_token(
         &self,
         token_hash: &TokenHash,
     ) -> StoreResult<Option<OpaqueAccessToken>> {
-        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = ?")
-            .bind(token_hash.to_vec())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(access_from).transpose()
+        self.readers
+            .read(|c| read::find_access_token(c, token_hash))
     }
 
     async fn revoke_access_token(&self, token_hash: &TokenHash, now: i64) -> StoreResult<()> {
@@ -855,7 +747,7 @@ impl AuditStore for SqliteStore {
     async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
         let e = e.clone();
         self.writer
-            .write(move |conn| Box::pin(async move { hot::record_audit(conn, &e).await }))
+            .write(move |conn| hot::record_audit(conn, &e))
             .await
     }
 

@@ -1,0 +1,185 @@
+//! The point reads of the request path (tokens, grants, sessions, consents and users
+//! by key), on connections of their own, run on the calling thread.
+//!
+//! Each is one lookup of an indexed key in a WAL database: a few microseconds when
+//! the pages are cached, less than the hand-over to a database thread and back would
+//! cost (through sqlx every query was such a round trip, about half of the server's
+//! CPU time on the token endpoint). A WAL reader never waits for a writer, so a read
+//! blocks its thread only for the lookup itself (or a page read from disk on a cold
+//! cache). Every connection is `query_only`: nothing here can write.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::hot::{access_at, grant_at, refresh_at, scope_at};
+use crate::store::{
+    Consent, Grant, OpaqueAccessToken, RefreshToken, Session, StoreResult, TokenHash, User,
+};
+
+/// Idle connections kept for reuse; more are opened when more reads run at once.
+const MAX_IDLE: usize = 16;
+
+/// A pool of read-only connections to one database file.
+pub(super) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// Readers of the database at `path`; one connection is opened now, so that a
+    /// database that cannot be read is reported at start.
+    pub(super) fn open(path: &Path) -> anyhow::Result<Self> {
+        let first = connect(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            idle: Mutex::new(vec![first]),
+        })
+    }
+
+    /// Run `f` on an idle connection (a new one if none is idle).
+    pub(super) fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => connect(&self.path)?,
+        };
+        let outcome = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+        outcome
+    }
+}
+
+fn connect(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+pub(super) fn find_refresh_token(
+    conn: &Connection,
+    token_hash: &TokenHash,
+) -> StoreResult<Option<RefreshToken>> {
+    Ok(conn
+        .prepare_cached("SELECT * FROM refresh_tokens WHERE token_hash = ?")?
+        .query_row(params![&token_hash[..]], refresh_at)
+        .optional()?)
+}
+
+pub(super) fn find_active_refresh_token(
+    conn: &Connection,
+    token_hash: &TokenHash,
+    now: i64,
+) -> StoreResult<Option<RefreshToken>> {
+    Ok(conn.prepare_cached(
+        "SELECT * FROM refresh_tokens
+         WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
+           AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))",
+    )?
+    .query_row(params![&token_hash[..], now, now], refresh_at)
+    .optional()?)
+}
+
+pub(super) fn find_access_token(
+    conn: &Connection,
+    token_hash: &TokenHash,
+) -> StoreResult<Option<OpaqueAccessToken>> {
+    Ok(conn
+        .prepare_cached("SELECT * FROM access_tokens WHERE token_hash = ?")?
+        .query_row(params![&token_hash[..]], access_at)
+        .optional()?)
+}
+
+pub(super) fn find_active_access_token(
+    conn: &Connection,
+    token_hash: &TokenHash,
+    now: i64,
+) -> StoreResult<Option<OpaqueAccessToken>> {
+    Ok(conn.prepare_cached(
+        "SELECT * FROM access_tokens
+         WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?
+           AND (grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g WHERE g.id = access_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?)))",
+    )?
+    .query_row(params![&token_hash[..], now, now], access_at)
+    .optional()?)
+}
+
+pub(super) fn get_grant(conn: &Connection, id: &str) -> StoreResult<Option<Grant>> {
+    Ok(conn
+        .prepare_cached("SELECT * FROM grants WHERE id = ?")?
+        .query_row(params![id], grant_at)
+        .optional()?)
+}
+
+pub(super) fn grant_active(conn: &Connection, id: &str, now: i64) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM grants WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+        )?
+        .exists(params![id, now])?)
+}
+
+pub(super) fn get_session(
+    conn: &Connection,
+    token_hash: &TokenHash,
+    now: i64,
+) -> StoreResult<Option<Session>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT user_id, auth_time, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?",
+        )?
+        .query_row(params![&token_hash[..], now], |row| {
+            Ok(Session {
+                user_id: row.get("user_id")?,
+                auth_time: row.get("auth_time")?,
+                expires_at: row.get("expires_at")?,
+            })
+        })
+        .optional()?)
+}
+
+pub(super) fn get_consent(
+    conn: &Connection,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+) -> StoreResult<Option<Consent>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT scope, expires_at FROM consents
+             WHERE user_id = ? AND client_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+        )?
+        .query_row(params![user_id, client_id, now], |row| {
+            Ok(Consent {
+                scope: scope_at(row, "scope")?,
+                expires_at: row.get("expires_at")?,
+            })
+        })
+        .optional()?)
+}
+
+pub(super) fn get_user(conn: &Connection, id: &str) -> StoreResult<Option<User>> {
+    Ok(conn
+        .prepare_cached("SELECT * FROM users WHERE id = ?")?
+        .query_row(params![id], |row| {
+            Ok(User {
+                id: row.get("id")?,
+                username: row.get("username")?,
+                password_hash: row.get("password_hash")?,
+                created_at: row.get("created_at")?,
+            })
+        })
+        .optional()?)
+}
