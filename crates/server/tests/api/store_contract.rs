@@ -1293,6 +1293,42 @@ async fn housekeeping_purges_expired_rows(store: Arc<dyn Store>) {
     );
 }
 
+/// SQLite: the writer does not checkpoint the WAL itself, the checkpointer thread
+/// does, so the WAL is started over and stays small however much is written (without
+/// checkpoints these writes leave a WAL of tens of megabytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_is_checkpointed_while_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wal.db");
+    let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    seed(&store).await;
+    let wal = dir.path().join("wal.db-wal");
+    let mut largest = 0;
+    for burst in 0..200 {
+        let writes = (0..50).map(|i| {
+            let store = &store;
+            async move {
+                store
+                    .insert_access_token(&opaque(&format!("at-{burst}-{i}"), "g1"))
+                    .await
+            }
+        });
+        for written in futures::future::join_all(writes).await {
+            written.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    assert!(largest < 4 * 1024 * 1024, "the WAL grew to {largest} bytes");
+    assert!(store
+        .find_access_token(&hash_secret("at-199-49"))
+        .await
+        .unwrap()
+        .is_some());
+}
+
 /// A database migrated by a newer Tessera is refused, on both databases.
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
