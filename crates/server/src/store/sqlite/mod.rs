@@ -10,6 +10,9 @@
 //! prepared statements directly, with no hand-over per statement. Everything else
 //! (admin commands, consent and login writes, housekeeping, the feed, listings) uses
 //! the sqlx pool, which also runs the migrations before the others are opened.
+//! Listings stay there on purpose: a read on the calling thread must be bounded, and
+//! a client's grants may number millions. That is why grants have a row mapping for
+//! each library (`grant_from` here, `hot::grant_at`).
 
 use std::path::Path;
 use std::str::FromStr;

@@ -85,8 +85,12 @@ impl Writer {
     /// Start the writer thread on a connection of its own to the database at `path`.
     pub(crate) fn start(path: &Path) -> anyhow::Result<Self> {
         let conn = open(path)?;
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+        // The WAL file keeps its largest size unless told otherwise: cut back to the
+        // limit when it is started over, so that the size check below stays false.
+        let limit = format!("PRAGMA journal_size_limit = {WAL_LIMIT};");
+        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = 0; {limit}"))?;
         let checkpointer = open(path)?;
+        checkpointer.execute_batch(&limit)?;
         let (committed, commits) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("tessera-sqlite-checkpoint".into())
