@@ -63,7 +63,7 @@ pub(crate) struct Writer {
 /// Open a connection to the database file at `path` with the settings every Tessera
 /// SQLite connection has: WAL, `synchronous = FULL` (a committed token survives power
 /// loss), foreign keys, and a 10 s wait for another writer's lock.
-pub(super) fn open(path: &Path) -> anyhow::Result<Connection> {
+fn open(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path)
         .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(10))?;
