@@ -25,6 +25,23 @@ pub fn random_id() -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A new identifier that sorts by creation time (for rows created on the request
+/// path, so that a new row's key lands at the end of its index; see
+/// [`ordered_token`]): 48 bits of milliseconds since the epoch, then 80 random bits,
+/// as 32 lowercase hex digits like [`random_id`] (the layout of a version 7 UUID,
+/// RFC 9562 §5.7, without its version bits). Not a secret.
+pub fn ordered_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut buf = [0u8; 16];
+    buf[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    SystemRandom::new()
+        .fill(&mut buf[6..])
+        .expect("the operating system's random number generator failed");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `len` random bytes, BASE64URL without padding.
 pub fn random_string(len: usize) -> String {
     let mut buf = vec![0u8; len];
@@ -36,11 +53,51 @@ pub fn random_string(len: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// SHA-256 of a secret's text.
+/// Bytes of an [`ordered_token`] before BASE64URL: an 8-byte id, then 32 random bytes.
+const ORDERED_LEN: usize = 8 + 32;
+/// Characters of an [`ordered_token`]: 40 bytes in BASE64URL without padding.
+const ORDERED_TEXT_LEN: usize = 54;
+
+/// A fresh token for a row that is looked up by its key ([`hash_secret`]): an 8-byte
+/// id that grows with time (nanoseconds since the epoch, big-endian) followed by 32
+/// random bytes (256 bits, the whole secret), BASE64URL without padding (54
+/// characters).
+///
+/// The id puts the token's key in time order: a new row's key lands at the end of the
+/// key index instead of on a random page of it, so one commit of many tokens writes a
+/// few pages instead of one page per token, and the recent part of a large index stays
+/// in the cache. The id is not secret (it tells when the token was minted, as
+/// `expires_in` does); an earlier wall clock only costs locality, never uniqueness.
+pub fn ordered_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut buf = [0u8; ORDERED_LEN];
+    buf[..8].copy_from_slice(&nanos.to_be_bytes());
+    SystemRandom::new()
+        .fill(&mut buf[8..])
+        .expect("the operating system's random number generator failed");
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// The key under which a secret's row is stored and found: SHA-256 of its text; for a
+/// token made by [`ordered_token`], its 8-byte id followed by the first 24 bytes of the
+/// SHA-256, so that keys sort by time. Either way the key is computed from the text
+/// alone, and finding a text for a stored key means inverting SHA-256 (2^192 work for
+/// the 24 bytes).
 pub fn hash_secret(secret: &str) -> TokenHash {
     let d = digest::digest(&digest::SHA256, secret.as_bytes());
     let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
+    // Room for base64's estimate of 54 characters (42 bytes); 54 decode to 40.
+    let mut id = [0u8; ORDERED_LEN + 2];
+    let ordered = secret.len() == ORDERED_TEXT_LEN
+        && URL_SAFE_NO_PAD.decode_slice(secret, &mut id) == Ok(ORDERED_LEN);
+    if ordered {
+        out[..8].copy_from_slice(&id[..8]);
+        out[8..].copy_from_slice(&d.as_ref()[..24]);
+    } else {
+        out.copy_from_slice(d.as_ref());
+    }
     out
 }
 
@@ -152,6 +209,28 @@ mod tests {
     }
 
     #[test]
+    fn ordered_tokens_have_time_ordered_keys() {
+        let first = ordered_token();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = ordered_token();
+        assert_eq!(first.len(), 54, "{first}");
+        assert_ne!(first, second);
+        let (a, b) = (hash_secret(&first), hash_secret(&second));
+        assert!(a < b, "a later token's key sorts after an earlier one's");
+        // The key is the id, then SHA-256 of the text cut to 24 bytes.
+        let d = digest::digest(&digest::SHA256, second.as_bytes());
+        assert_eq!(&b[8..], &d.as_ref()[..24]);
+        assert_eq!(&b[..8], &URL_SAFE_NO_PAD.decode(&second).unwrap()[..8]);
+        // Any other text is keyed by its whole SHA-256, as before.
+        let secret = random_token();
+        let d = digest::digest(&digest::SHA256, secret.as_bytes());
+        assert_eq!(&hash_secret(&secret)[..], d.as_ref());
+        let not_base64 = "!".repeat(54);
+        let d = digest::digest(&digest::SHA256, not_base64.as_bytes());
+        assert_eq!(&hash_secret(&not_base64)[..], d.as_ref());
+    }
+
+    #[test]
     fn ids_are_hex_so_the_command_line_takes_them() {
         for _ in 0..100 {
             let id = random_id();
@@ -163,6 +242,16 @@ mod tests {
             );
         }
         assert_ne!(random_id(), random_id());
+        let first = ordered_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = ordered_id();
+        for id in [&first, &second] {
+            assert_eq!(id.len(), 32);
+            assert!(id
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        }
+        assert!(first < second, "{first} {second}");
     }
 
     #[test]

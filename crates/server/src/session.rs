@@ -7,7 +7,7 @@
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
-use crate::crypto::{constant_time_eq, hash_secret, random_token};
+use crate::crypto::{constant_time_eq, hash_secret, ordered_token, random_token};
 use crate::error::Result;
 use crate::state::AppState;
 use crate::store::{Session, User};
@@ -71,7 +71,7 @@ pub async fn current_user(
 pub async fn start_session(state: &AppState, user: &User) -> Result<(Session, HeaderValue)> {
     let now = state.clock.now();
     let ttl = state.config.sessions.ttl.as_secs();
-    let token = random_token();
+    let token = ordered_token();
     let session = Session {
         user_id: user.id.clone(),
         auth_time: now,

@@ -8,7 +8,7 @@ use axum::response::Response;
 use crate::audit;
 use crate::authorize::response::{error_redirect, redirect};
 use crate::authorize::{validate, AuthorizeError, AuthorizeRequest};
-use crate::crypto::{hash_secret, random_id, random_token};
+use crate::crypto::{hash_secret, ordered_id, ordered_token};
 use crate::error::OAuthError;
 use crate::pages::{self, ConsentPage, LoginPage, ScopeView};
 use crate::session::{csrf, current_user};
@@ -236,8 +236,8 @@ pub async fn issue_code(
     cookies: &[HeaderValue],
 ) -> Response {
     let now = state.clock.now();
-    let grant_id = random_id();
-    let code = random_token();
+    let grant_id = ordered_id();
+    let code = ordered_token();
     let stored = async {
         state
             .store

@@ -11,7 +11,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_protocol::{Scope, TokenResponse};
 
-use crate::crypto::{hash_secret, random_string, random_token};
+use crate::crypto::{hash_secret, ordered_token, random_string};
 use crate::error::Result;
 use crate::state::AppState;
 use crate::store::{Client, OpaqueAccessToken, RefreshToken, TokenFormat};
@@ -99,7 +99,7 @@ pub fn mint_access_token(
             (state.keys.current().sign_jwt(now, &claims)?, None)
         }
         TokenFormat::Opaque => {
-            let token = random_token();
+            let token = ordered_token();
             let row = OpaqueAccessToken {
                 token_hash: hash_secret(&token),
                 jti,
@@ -135,7 +135,7 @@ pub fn mint_refresh_token(
     not_after: Option<i64>,
 ) -> (String, RefreshToken) {
     let now = state.clock.now();
-    let token = random_token();
+    let token = ordered_token();
     let configured = now + state.config.tokens.refresh_token_ttl.as_secs() as i64;
     let row = RefreshToken {
         token_hash: hash_secret(&token),

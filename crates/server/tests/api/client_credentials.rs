@@ -1,6 +1,9 @@
 //! The client credentials grant (RFC 6749 §4.4) and the token endpoint's request
 //! errors (§5.2): grant types, scopes, content type, repeated parameters.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
 use crate::helpers::*;
 use tessera_protocol::GrantType;
 use tessera_server::store::TokenFormat;
@@ -102,11 +105,16 @@ async fn opaque_tokens_are_stored_hashed() {
         .await
         .unwrap();
     let at = body["access_token"].as_str().unwrap();
-    assert_eq!(at.len(), 43);
+    // An 8-byte time-ordered id and 32 random bytes, BASE64URL; stored under the id
+    // and the first 24 bytes of the token's SHA-256, never as the token itself.
+    assert_eq!(at.len(), 54);
     assert!(!at.contains('.'));
+    let decoded = URL_SAFE_NO_PAD.decode(at).expect("BASE64URL");
+    assert_eq!(decoded.len(), 40);
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, at.as_bytes());
     let mut hash = [0u8; 32];
-    hash.copy_from_slice(digest.as_ref());
+    hash[..8].copy_from_slice(&decoded[..8]);
+    hash[8..].copy_from_slice(&digest.as_ref()[..24]);
     let stored = app
         .state
         .store

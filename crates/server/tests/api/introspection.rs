@@ -387,3 +387,64 @@ async fn introspection_with_a_json_body_is_invalid_request() {
         "body: {body}"
     );
 }
+
+/// Opaque access tokens are minted with a time-ordered id (54 characters); one stored
+/// under the whole SHA-256 of its text (every token minted before ordered ids, 43
+/// characters) is still found, and still revocable (RFC 7009 §2.1).
+#[tokio::test]
+async fn opaque_tokens_stored_under_their_whole_sha256_are_still_found() {
+    use aws_lc_rs::digest;
+    use tessera_server::crypto::{hash_secret, random_token};
+
+    let app = spawn_app().await;
+    app.standard().await;
+    let client = app
+        .client_with(
+            "Batch",
+            "accounts:read",
+            false,
+            &[GrantType::ClientCredentials],
+            TokenFormat::Opaque,
+        )
+        .await;
+    let r = app
+        .token(&client, &[("grant_type", "client_credentials")])
+        .await;
+    let tokens: Value = r.json().await.expect("json");
+    let minted = s(&tokens, "access_token");
+    assert_eq!(minted.len(), 54, "8-byte id and 32 random bytes: {minted}");
+
+    let mut row = app
+        .state
+        .store
+        .find_access_token(&hash_secret(minted))
+        .await
+        .expect("store")
+        .expect("the minted token is stored under its key");
+    let legacy = random_token();
+    row.token_hash
+        .copy_from_slice(digest::digest(&digest::SHA256, legacy.as_bytes()).as_ref());
+    row.jti = "legacy-jti".into();
+    app.state
+        .store
+        .insert_access_token(&row)
+        .await
+        .expect("store");
+
+    let info = introspect_checked(&app, &client, &legacy).await;
+    assert_eq!(info["active"], true, "info: {info}");
+    assert_eq!(info["jti"], "legacy-jti");
+    // RFC 7009 §2.2: revocation answers 200 and the token is inactive afterwards.
+    let r = app
+        .post_auth("/revoke", &client, &[("token", &legacy)])
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        introspect_checked(&app, &client, &legacy).await,
+        json!({"active": false})
+    );
+    assert_eq!(
+        introspect_checked(&app, &client, minted).await["active"],
+        true
+    );
+}

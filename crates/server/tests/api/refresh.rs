@@ -405,3 +405,53 @@ async fn unknown_or_missing_refresh_token_is_refused() {
     let body = failure(r, 400, "invalid_request").await;
     assert_eq!(s(&body, "error_description"), "refresh_token is required");
 }
+
+/// Refresh tokens are minted with a time-ordered id (54 characters) and stored under
+/// a key that sorts by it; a token stored under the whole SHA-256 of its text (every
+/// token minted before ordered ids, 43 characters) still rotates, and its reuse is
+/// still detected (OAuth 2.1 §4.3.1).
+#[tokio::test]
+async fn refresh_tokens_stored_under_their_whole_sha256_still_rotate() {
+    use aws_lc_rs::digest;
+    use tessera_server::crypto::{hash_secret, random_token};
+
+    let app = spawn_app().await;
+    let client = app.standard().await;
+    let first = app.tokens_for(&client, FULL).await;
+    let minted = s(&first, "refresh_token");
+    assert_eq!(minted.len(), 54, "8-byte id and 32 random bytes: {minted}");
+
+    // The same token family, under a key of the older kind.
+    let mut row = app
+        .state
+        .store
+        .find_refresh_token(&hash_secret(minted))
+        .await
+        .expect("store")
+        .expect("the minted token is stored under its key");
+    let legacy = random_token();
+    assert_eq!(legacy.len(), 43);
+    row.token_hash
+        .copy_from_slice(digest::digest(&digest::SHA256, legacy.as_bytes()).as_ref());
+    app.state
+        .store
+        .insert_refresh_token(&row)
+        .await
+        .expect("store");
+
+    let second = success(refresh(&app, &client, &legacy, None).await).await;
+    assert_eq!(s(&second, "refresh_token").len(), 54);
+    assert_eq!(s(&second, "scope"), FULL);
+    // Presenting the rotated token again revokes the family (RFC 9700 §4.14.2).
+    let body = failure(
+        refresh(&app, &client, &legacy, None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert!(body["error_description"].is_string(), "body: {body}");
+    assert_eq!(
+        app.introspect(&client, s(&second, "refresh_token")).await,
+        json!({"active": false})
+    );
+}
