@@ -1329,6 +1329,40 @@ async fn sqlite_wal_is_checkpointed_while_writing() {
         .is_some());
 }
 
+/// SQLite: a token write waits while another process holds the write lock (`tessera
+/// gc`, an admin command), neither failing with `SQLITE_BUSY` nor going through, and
+/// is committed once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_wait_for_a_lock_held_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("locked.db");
+    let store = Arc::new(
+        SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap(),
+    );
+    seed(&*store).await;
+    let other = rusqlite::Connection::open(&db).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let write = tokio::spawn({
+        let store = store.clone();
+        async move { store.insert_access_token(&opaque("at-locked", "g1")).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!write.is_finished(), "the write did not wait for the lock");
+    other.execute_batch("COMMIT").unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), write)
+        .await
+        .expect("the write is done once the lock is free")
+        .unwrap()
+        .expect("the write succeeds after waiting");
+    assert!(store
+        .find_access_token(&hash_secret("at-locked"))
+        .await
+        .unwrap()
+        .is_some());
+}
+
 /// A database migrated by a newer Tessera is refused, on both databases.
 #[tokio::test]
 async fn a_newer_schema_is_refused() {

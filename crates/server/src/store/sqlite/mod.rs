@@ -7,9 +7,11 @@
 //! Three kinds of connection share the file. The request path's writes go to the
 //! [`writer`] thread (group commit on a rusqlite connection of its own) and its point
 //! reads to [`read`] (rusqlite connections used on the calling thread); both run
-//! prepared statements directly, with no hand-over per statement. Everything else
-//! (admin commands, consent and login writes, housekeeping, the feed, listings) uses
-//! the sqlx pool, which also runs the migrations before the others are opened.
+//! prepared statements directly, with no hand-over per statement. Housekeeping's
+//! batched deletes go to the writer too, one job per batch, so that a purge never
+//! holds the write lock while the writer sleeps in SQLite's busy handler. Everything
+//! else (admin commands, consent and login writes, the feed, listings) uses the sqlx
+//! pool, which also runs the migrations before the others are opened.
 //! Listings stay there on purpose: a read on the calling thread must be bounded, and
 //! a client's grants may number millions. That is why grants have a row mapping for
 //! each library (`grant_from` here, `hot::grant_at`).
@@ -965,14 +967,22 @@ impl HousekeepingStore for SqliteStore {
             loop {
                 let started = std::time::Instant::now();
                 let limit = pace.size();
-                let done = sqlx::query(&sql)
-                    .bind(now)
-                    .bind(i64::from(limit))
-                    .execute(&self.pool)
+                // Through the writer, as one job between its groups: token writes wait
+                // for one batch at most, instead of for SQLite's busy handler, which
+                // sleeps up to 100 ms between retries while another connection
+                // holds the write lock.
+                let statement = sql.clone();
+                let deleted = self
+                    .writer
+                    .write(move |conn| {
+                        Ok(conn
+                            .prepare_cached(&statement)?
+                            .execute(rusqlite::params![now, i64::from(limit)])?)
+                    })
                     .await
                     .with_context(|| format!("purging {table}"))?;
-                *count += done.rows_affected();
-                if done.rows_affected() < u64::from(limit) {
+                *count += deleted as u64;
+                if deleted < limit as usize {
                     break;
                 }
                 pace.after_batch(started).await;
