@@ -404,6 +404,7 @@ run_backend() {
                 LOGIN_CSRF=$(python3 "$BENCH_DIR/mint.py" csrf "$BENCH_SERVER_URL" "$BENCH_TMP/csrf.txt" &&
                     cat "$BENCH_TMP/csrf.txt")
                 measure "$backend" "login (Argon2id)" t_login - "queued: one Argon2id run per core"
+                note_argon2
                 BENCH_WRK_CONNS=1 measure "$backend" "login (Argon2id), 1 connection" t_login - \
                     "p50: one login alone (Argon2id verify + session insert)"
                 ;;
@@ -495,22 +496,50 @@ run_bank() {
     stop_demo
 }
 
-# `cargo bench -p tessera-resource --bench extractor` (crates/resource/benches): the
-# Bearer extractor and Verifier::verify on one ES256 token, cold and cached, per call.
-# Built with the binary (before any server runs), run pinned to the server's core.
-EXTRACTOR_BIN=""
-build_extractor() {
-    local out
-    bench_log "cargo bench --no-run -p tessera-resource --bench extractor in $BENCH_BUILT_SRC"
+# The executable of benchmark NAME of package PKG (`cargo bench --no-run`, in the same
+# source tree and target dir as the binary); built before any server runs.
+#   build_bench PKG NAME
+build_bench() {
+    local pkg=$1 name=$2 out exe
+    bench_log "cargo bench --no-run -p $pkg --bench $name in $BENCH_BUILT_SRC"
     out=$(cd "$BENCH_BUILT_SRC" && CARGO_TARGET_DIR=$BENCH_BUILT_TARGET \
-        cargo bench --no-run -p tessera-resource --bench extractor --message-format=json \
-        ) || bench_die "building the extractor benchmark failed"
-    EXTRACTOR_BIN=$(python3 -c 'import json, sys
+        cargo bench --no-run -p "$pkg" --bench "$name" --message-format=json \
+        ) || bench_die "building the $name benchmark failed"
+    exe=$(python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "extractor" and m.get("executable"):
-        print(m["executable"])' <<<"$out")
-    [[ -x $EXTRACTOR_BIN ]] || bench_die "no executable for the extractor benchmark"
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$name" <<<"$out")
+    [[ -x $exe ]] || bench_die "no executable for the $name benchmark"
+    echo "$exe"
+}
+
+# `cargo bench -p tessera-resource --bench extractor` (crates/resource/benches): the
+# Bearer extractor and Verifier::verify on one ES256 token, cold and cached, per call.
+# Run pinned to the server's core after the servers.
+EXTRACTOR_BIN=""
+build_extractor() { EXTRACTOR_BIN=$(build_bench tessera-resource extractor); }
+
+# `cargo bench -p tessera-server --bench password` (crates/server/benches): Argon2id
+# verifications back to back, what the core allows with nothing else; run pinned to
+# the server's core right after each login scenario (the server idle), and quoted in
+# the login row's notes with the logins/s as a share of it.
+PASSWORD_BIN=""
+build_password() { PASSWORD_BIN=$(build_bench tessera-server password); }
+
+# Append to the notes of the last row of RESULTS: Argon2id alone, and the login rate
+# of that row as a share of it.
+note_argon2() {
+    local out rate login
+    bench_log "Argon2id alone (cargo bench -p tessera-server --bench password), pinned to cpu $BENCH_SERVER_CPU"
+    out=$(taskset -c "$BENCH_SERVER_CPU" timeout 300 "$PASSWORD_BIN" --bench 64) ||
+        bench_die "the password benchmark failed"
+    bench_log "  $out"
+    rate=$(sed -n 's/.*ms per call, \([0-9.]*\) per second.*/\1/p' <<<"$out")
+    login=$(tail -n 1 "$RESULTS" | cut -d'|' -f3)
+    [[ -n $rate && $login =~ ^[0-9.]+$ ]] || return 0
+    sed -i '$ s/$/'"; Argon2id alone $rate\/s on the core, login at $(
+        awk -v l="$login" -v r="$rate" 'BEGIN { printf "%.0f", 100 * l / r }')%/" "$RESULTS"
 }
 
 EXTRACTOR_OUT=""
@@ -594,6 +623,9 @@ main() {
     bench_build
     if [[ " $BENCH_SCENARIOS " == *" extractor "* ]]; then
         build_extractor
+    fi
+    if [[ " $BENCH_SCENARIOS " == *" login "* ]]; then
+        build_password
     fi
     versions
     TESSERA_MASTER_KEY=$("$BENCH_BIN" key new-master-key 2>/dev/null || bench_master_key)
