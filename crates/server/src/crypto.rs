@@ -19,10 +19,8 @@ pub fn random_token() -> String {
 /// can be passed to the command line as it is.
 pub fn random_id() -> String {
     let mut buf = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut buf)
-        .expect("the operating system's random number generator failed");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    fill_random(&mut buf);
+    hex(&buf)
 }
 
 /// A new identifier that sorts by creation time (for rows created on the request
@@ -36,21 +34,29 @@ pub fn ordered_id() -> String {
         .map_or(0, |d| d.as_millis() as u64);
     let mut buf = [0u8; 16];
     buf[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    SystemRandom::new()
-        .fill(&mut buf[6..])
-        .expect("the operating system's random number generator failed");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    fill_random(&mut buf[6..]);
+    hex(&buf)
 }
 
 /// `len` random bytes, BASE64URL without padding.
 pub fn random_string(len: usize) -> String {
     let mut buf = vec![0u8; len];
-    // The system RNG fails only if the OS cannot provide entropy at all; no
-    // secret can be made safely then, so this is a fatal condition.
-    SystemRandom::new()
-        .fill(&mut buf)
-        .expect("the operating system's random number generator failed");
+    fill_random(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// Fill `buf` from the system's random number generator. It fails only if the OS
+/// cannot provide entropy at all; no secret can be made safely then, so this is a
+/// fatal condition.
+fn fill_random(buf: &mut [u8]) {
+    SystemRandom::new()
+        .fill(buf)
+        .expect("the operating system's random number generator failed");
+}
+
+/// Lowercase hex digits of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Bytes of an [`ordered_token`] before BASE64URL: an 8-byte id, then 32 random bytes.
@@ -74,9 +80,7 @@ pub fn ordered_token() -> String {
         .map_or(0, |d| d.as_nanos() as u64);
     let mut buf = [0u8; ORDERED_LEN];
     buf[..8].copy_from_slice(&nanos.to_be_bytes());
-    SystemRandom::new()
-        .fill(&mut buf[8..])
-        .expect("the operating system's random number generator failed");
+    fill_random(&mut buf[8..]);
     URL_SAFE_NO_PAD.encode(buf)
 }
 
