@@ -14,8 +14,23 @@ use crate::store::postgres::PoolSettings;
 use crate::store::{PostgresStore, ScopeEntry, SqliteStore, Store};
 use crate::tokens::KeyRing;
 
+/// What every handler shares, behind one `Arc`: a handler's copy of the state costs
+/// one reference count, whatever the number of parts (axum clones the state for
+/// every request). The parts are read through `Deref` (`state.store`, `state.keys`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     pub store: Arc<dyn Store>,
     /// The signing keys, shared through the database by every instance.
     pub keys: Arc<KeyRing>,
@@ -42,7 +57,7 @@ impl AppState {
         let store = open_store(&config).await?;
         let keys = KeyRing::open(store.clone(), &master, &config, SystemClock.now()).await?;
         let sealer = sealer_of(&config, &master)?;
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             store,
             keys: Arc::new(keys),
             clock: Arc::new(SystemClock),
@@ -52,13 +67,14 @@ impl AppState {
             sealer: Arc::new(sealer),
             client_jwks: Arc::new(JwksUriCache::new()?),
             clients: Arc::new(ClientCache::default()),
-        })
+        })))
     }
 
     /// Replace the clock (tests pin time with [`crate::clock::FixedClock`]).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        let mut parts = Arc::unwrap_or_clone(self.0);
+        parts.clock = clock;
+        Self(Arc::new(parts))
     }
 }
 

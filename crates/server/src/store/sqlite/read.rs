@@ -15,7 +15,9 @@ use std::time::Duration;
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::hot::{access_at, grant_at, refresh_at, scope_at};
+use super::hot::{
+    access_at, access_columns, grant_at, grant_columns, refresh_at, refresh_columns, scope_at,
+};
 use crate::store::{
     Consent, Grant, OpaqueAccessToken, RefreshToken, Session, StoreResult, TokenHash, User,
 };
@@ -73,7 +75,11 @@ pub(super) fn find_refresh_token(
     token_hash: &TokenHash,
 ) -> StoreResult<Option<RefreshToken>> {
     Ok(conn
-        .prepare_cached("SELECT * FROM refresh_tokens WHERE token_hash = ?")?
+        .prepare_cached(concat!(
+            "SELECT ",
+            refresh_columns!(),
+            " FROM refresh_tokens WHERE token_hash = ?"
+        ))?
         .query_row(params![&token_hash[..]], refresh_at)
         .optional()?)
 }
@@ -83,11 +89,13 @@ pub(super) fn find_active_refresh_token(
     token_hash: &TokenHash,
     now: i64,
 ) -> StoreResult<Option<RefreshToken>> {
-    Ok(conn.prepare_cached(
-        "SELECT * FROM refresh_tokens
+    Ok(conn.prepare_cached(concat!(
+        "SELECT ",
+        refresh_columns!(),
+        " FROM refresh_tokens
          WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
-           AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))",
-    )?
+           AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))"
+    ))?
     .query_row(params![&token_hash[..], now, now], refresh_at)
     .optional()?)
 }
@@ -97,7 +105,11 @@ pub(super) fn find_access_token(
     token_hash: &TokenHash,
 ) -> StoreResult<Option<OpaqueAccessToken>> {
     Ok(conn
-        .prepare_cached("SELECT * FROM access_tokens WHERE token_hash = ?")?
+        .prepare_cached(concat!(
+            "SELECT ",
+            access_columns!(),
+            " FROM access_tokens WHERE token_hash = ?"
+        ))?
         .query_row(params![&token_hash[..]], access_at)
         .optional()?)
 }
@@ -107,18 +119,24 @@ pub(super) fn find_active_access_token(
     token_hash: &TokenHash,
     now: i64,
 ) -> StoreResult<Option<OpaqueAccessToken>> {
-    Ok(conn.prepare_cached(
-        "SELECT * FROM access_tokens
+    Ok(conn.prepare_cached(concat!(
+        "SELECT ",
+        access_columns!(),
+        " FROM access_tokens
          WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?
-           AND (grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g WHERE g.id = access_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?)))",
-    )?
+           AND (grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g WHERE g.id = access_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?)))"
+    ))?
     .query_row(params![&token_hash[..], now, now], access_at)
     .optional()?)
 }
 
 pub(super) fn get_grant(conn: &Connection, id: &str) -> StoreResult<Option<Grant>> {
     Ok(conn
-        .prepare_cached("SELECT * FROM grants WHERE id = ?")?
+        .prepare_cached(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE id = ?"
+        ))?
         .query_row(params![id], grant_at)
         .optional()?)
 }
@@ -142,9 +160,9 @@ pub(super) fn get_session(
         )?
         .query_row(params![&token_hash[..], now], |row| {
             Ok(Session {
-                user_id: row.get("user_id")?,
-                auth_time: row.get("auth_time")?,
-                expires_at: row.get("expires_at")?,
+                user_id: row.get(0)?,
+                auth_time: row.get(1)?,
+                expires_at: row.get(2)?,
             })
         })
         .optional()?)
@@ -163,8 +181,8 @@ pub(super) fn get_consent(
         )?
         .query_row(params![user_id, client_id, now], |row| {
             Ok(Consent {
-                scope: scope_at(row, "scope")?,
-                expires_at: row.get("expires_at")?,
+                scope: scope_at(row, 0)?,
+                expires_at: row.get(1)?,
             })
         })
         .optional()?)
@@ -172,13 +190,13 @@ pub(super) fn get_consent(
 
 pub(super) fn get_user(conn: &Connection, id: &str) -> StoreResult<Option<User>> {
     Ok(conn
-        .prepare_cached("SELECT * FROM users WHERE id = ?")?
+        .prepare_cached("SELECT id, username, password_hash, created_at FROM users WHERE id = ?")?
         .query_row(params![id], |row| {
             Ok(User {
-                id: row.get("id")?,
-                username: row.get("username")?,
-                password_hash: row.get("password_hash")?,
-                created_at: row.get("created_at")?,
+                id: row.get(0)?,
+                username: row.get(1)?,
+                password_hash: row.get(2)?,
+                created_at: row.get(3)?,
             })
         })
         .optional()?)
