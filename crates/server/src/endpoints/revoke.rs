@@ -12,7 +12,7 @@ use crate::crypto::hash_secret;
 use crate::error::{OAuthError, Result};
 use crate::revocation::{revoke_grant, revoke_jti};
 use crate::state::AppState;
-use crate::store::Actor;
+use crate::store::{AccessTokenView, Actor};
 use crate::tokens::lookup::{find, Found};
 use crate::tokens::no_store;
 
@@ -47,7 +47,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<()
             let user = claims.grant_id.as_ref().map(|_| claims.sub.as_str());
             revoke_jti(state, &claims.jti, claims.exp, &client.id, user).await?
         }
-        Found::Opaque(t) => {
+        Found::Opaque(AccessTokenView { token: t, .. }) => {
             state
                 .store
                 .revoke_access_token(&hash_secret(token), now)

@@ -381,6 +381,17 @@ pub struct OpaqueAccessToken {
     pub revoked_at: Option<i64>,
 }
 
+/// An opaque access token with what introspection needs besides its row, read at once.
+#[derive(Debug, Clone)]
+pub struct AccessTokenView {
+    pub token: OpaqueAccessToken,
+    /// Whether the token's grant exists, is not revoked and has not lapsed at the time
+    /// asked; true for a token without a grant.
+    pub grant_active: bool,
+    /// The username of the token's user, if it has one that still exists.
+    pub username: Option<String>,
+}
+
 #[async_trait]
 pub trait ScopeStore: Send + Sync {
     /// Create the scope or replace its description.
@@ -537,6 +548,14 @@ pub trait AccessTokenStore: Send + Sync {
         &self,
         token_hash: &TokenHash,
     ) -> StoreResult<Option<OpaqueAccessToken>>;
+    /// Any opaque access token with this hash, whatever its state, with whether its
+    /// grant is active at `now` and its user's name, in one read (what introspection
+    /// answers with; three lookups of random keys otherwise).
+    async fn view_access_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> StoreResult<Option<AccessTokenView>>;
     async fn revoke_access_token(&self, token_hash: &TokenHash, now: i64) -> StoreResult<()>;
     /// Refuse the JWT access token with this `jti` until `expires_at`, appending a
     /// revocation feed entry in the same transaction.

@@ -6,13 +6,15 @@ use super::AccessClaims;
 use crate::crypto::hash_secret;
 use crate::error::Result;
 use crate::state::AppState;
-use crate::store::{OpaqueAccessToken, RefreshToken};
+use crate::store::{AccessTokenView, RefreshToken};
 
 /// A token Tessera issued, in whatever state it is now.
 pub enum Found {
     /// A JWT access token with a valid signature of ours.
     Jwt(AccessClaims),
-    Opaque(OpaqueAccessToken),
+    /// An opaque access token, with its grant's state and its user's name as of the
+    /// lookup.
+    Opaque(AccessTokenView),
     Refresh(RefreshToken),
 }
 
@@ -20,7 +22,7 @@ impl Found {
     pub fn client_id(&self) -> &str {
         match self {
             Found::Jwt(c) => &c.client_id,
-            Found::Opaque(t) => &t.client_id,
+            Found::Opaque(v) => &v.token.client_id,
             Found::Refresh(t) => &t.client_id,
         }
     }
@@ -45,8 +47,12 @@ pub async fn find(state: &AppState, token: &str, hint: Option<&str>) -> Result<O
             if let Some(t) = state.store.find_refresh_token(&hash).await? {
                 return Ok(Some(Found::Refresh(t)));
             }
-        } else if let Some(t) = state.store.find_access_token(&hash).await? {
-            return Ok(Some(Found::Opaque(t)));
+        } else if let Some(v) = state
+            .store
+            .view_access_token(&hash, state.clock.now())
+            .await?
+        {
+            return Ok(Some(Found::Opaque(v)));
         }
     }
     Ok(None)
@@ -61,7 +67,7 @@ pub async fn introspect(
 ) -> Result<IntrospectionResponse> {
     let now = state.clock.now();
     let inactive = IntrospectionResponse::default();
-    let (client_id, user_id, scope, token_type, exp, iat, aud, jti) = match found {
+    let (client_id, user_id, username, scope, token_type, exp, iat, aud, jti) = match found {
         Found::Jwt(c) => {
             let grant_ok = match &c.grant_id {
                 Some(g) => state.store.grant_active(g, now).await?,
@@ -71,9 +77,11 @@ pub async fn introspect(
                 return Ok(inactive);
             }
             let user = c.grant_id.as_ref().map(|_| c.sub.clone());
+            let username = username_of(state, user.as_deref()).await?;
             (
                 c.client_id,
                 user,
+                username,
                 c.scope,
                 "Bearer",
                 c.exp,
@@ -82,19 +90,19 @@ pub async fn introspect(
                 Some(c.jti),
             )
         }
-        // The row as found: its state decides, with one more read only for a token of
-        // a grant (whether the grant is still active).
-        Found::Opaque(t) => {
-            let grant_ok = match &t.grant_id {
-                Some(g) => state.store.grant_active(g, now).await?,
-                None => true,
-            };
-            if t.revoked_at.is_some() || t.expires_at <= now || !grant_ok {
+        // The row as found, with its grant's state and its user's name read with it.
+        Found::Opaque(AccessTokenView {
+            token: t,
+            grant_active,
+            username,
+        }) => {
+            if t.revoked_at.is_some() || t.expires_at <= now || !grant_active {
                 return Ok(inactive);
             }
             (
                 t.client_id,
                 t.user_id,
+                username,
                 t.scope.to_string(),
                 "Bearer",
                 t.expires_at,
@@ -108,22 +116,22 @@ pub async fn introspect(
             .find_active_refresh_token(&hash_secret(token), now)
             .await?
         {
-            Some(t) => (
-                t.client_id,
-                t.user_id,
-                t.scope.to_string(),
-                "refresh_token",
-                t.expires_at,
-                t.issued_at,
-                None,
-                None,
-            ),
+            Some(t) => {
+                let username = username_of(state, t.user_id.as_deref()).await?;
+                (
+                    t.client_id,
+                    t.user_id,
+                    username,
+                    t.scope.to_string(),
+                    "refresh_token",
+                    t.expires_at,
+                    t.issued_at,
+                    None,
+                    None,
+                )
+            }
             None => return Ok(inactive),
         },
-    };
-    let username = match &user_id {
-        Some(id) => state.store.get_user(id).await?.map(|u| u.username),
-        None => None,
     };
     Ok(IntrospectionResponse {
         active: true,
@@ -137,5 +145,13 @@ pub async fn introspect(
         aud,
         iss: Some(state.config.issuer.clone()),
         jti,
+    })
+}
+
+/// The username of the user with this id, if there is one.
+async fn username_of(state: &AppState, user_id: Option<&str>) -> Result<Option<String>> {
+    Ok(match user_id {
+        Some(id) => state.store.get_user(id).await?.map(|u| u.username),
+        None => None,
     })
 }

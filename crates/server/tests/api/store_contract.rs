@@ -835,6 +835,42 @@ async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
         Some(NOW),
         "found whatever its state, with its revocation time"
     );
+    // The view: the row whatever its state, its grant's state and its user's name.
+    let view = |hash: &'static str, at: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .view_access_token(&hash_secret(hash), at)
+                .await
+                .unwrap()
+        }
+    };
+    let t1 = view("t1", NOW)
+        .await
+        .expect("a revoked token is still seen");
+    assert_eq!(t1.token.revoked_at, Some(NOW));
+    assert!(
+        t1.grant_active,
+        "a token without a grant has no grant to lapse"
+    );
+    assert_eq!(t1.username.as_deref(), Some("user-u1"));
+    let t2 = view("t2", NOW).await.unwrap();
+    assert_eq!(t2.token.grant_id.as_deref(), Some("g1"));
+    assert!(t2.grant_active);
+    assert!(view("t-unknown", NOW).await.is_none());
+    store
+        .create_grant(&grant("g-lapsing", "c1", "u1", Some(NOW + 60)))
+        .await
+        .unwrap();
+    store
+        .insert_access_token(&token("t3", Some("g-lapsing")))
+        .await
+        .unwrap();
+    assert!(view("t3", NOW).await.unwrap().grant_active);
+    assert!(
+        !view("t3", NOW + 60).await.unwrap().grant_active,
+        "the grant has lapsed"
+    );
     store
         .revoke_grant("g1", NOW, Actor::Person, NOW + 700)
         .await
@@ -847,6 +883,16 @@ async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
             .is_none(),
         "grant revoked"
     );
+    assert!(
+        !view("t2", NOW).await.unwrap().grant_active,
+        "grant revoked"
+    );
+    let user_less = OpaqueAccessToken {
+        user_id: None,
+        ..token("t4", None)
+    };
+    store.insert_access_token(&user_less).await.unwrap();
+    assert_eq!(view("t4", NOW).await.unwrap().username, None);
 
     assert!(!store.jti_revoked("j9").await.unwrap());
     store.revoke_jti("j9", NOW + 600, NOW).await.unwrap();

@@ -872,6 +872,32 @@ impl AccessTokenStore for PostgresStore {
         row.as_ref().map(access_from).transpose()
     }
 
+    async fn view_access_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> StoreResult<Option<AccessTokenView>> {
+        let row = sqlx::query(
+            "SELECT a.*,
+                    a.grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g WHERE g.id = a.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $2)) AS grant_active,
+                    (SELECT username FROM users u WHERE u.id = a.user_id) AS username
+             FROM access_tokens a WHERE a.token_hash = $1",
+        )
+        .bind(token_hash.to_vec())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(|row| {
+                Ok(AccessTokenView {
+                    token: access_from(row)?,
+                    grant_active: row.try_get("grant_active")?,
+                    username: row.try_get("username")?,
+                })
+            })
+            .transpose()
+    }
+
     async fn revoke_access_token(&self, token_hash: &TokenHash, now: i64) -> StoreResult<()> {
         sqlx::query(
             "UPDATE access_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",

@@ -684,6 +684,15 @@ impl AccessTokenStore for SqliteStore {
             .read(|c| read::find_access_token(c, token_hash))
     }
 
+    async fn view_access_token(
+        &self,
+        token_hash: &TokenHash,
+        now: i64,
+    ) -> StoreResult<Option<AccessTokenView>> {
+        self.readers
+            .read(|c| read::view_access_token(c, token_hash, now))
+    }
+
     async fn revoke_access_token(&self, token_hash: &TokenHash, now: i64) -> StoreResult<()> {
         sqlx::query(
             "UPDATE access_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",

@@ -17,9 +17,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::hot::{
     access_at, access_columns, grant_at, grant_columns, refresh_at, refresh_columns, scope_at,
+    ACCESS_COLUMNS,
 };
 use crate::store::{
-    Consent, Grant, OpaqueAccessToken, RefreshToken, Session, StoreResult, TokenHash, User,
+    AccessTokenView, Consent, Grant, OpaqueAccessToken, RefreshToken, Session, StoreResult,
+    TokenHash, User,
 };
 
 /// Idle connections kept for reuse; more are opened when more reads run at once.
@@ -111,6 +113,29 @@ pub(super) fn find_access_token(
             " FROM access_tokens WHERE token_hash = ?"
         ))?
         .query_row(params![&token_hash[..]], access_at)
+        .optional()?)
+}
+
+pub(super) fn view_access_token(
+    conn: &Connection,
+    token_hash: &TokenHash,
+    now: i64,
+) -> StoreResult<Option<AccessTokenView>> {
+    Ok(conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            access_columns!(),
+            ", grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g WHERE g.id = a.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?)),
+               (SELECT username FROM users u WHERE u.id = a.user_id)
+             FROM access_tokens a WHERE token_hash = ?"
+        ))?
+        .query_row(params![now, &token_hash[..]], |row| {
+            Ok(AccessTokenView {
+                token: access_at(row)?,
+                grant_active: row.get(ACCESS_COLUMNS)?,
+                username: row.get(ACCESS_COLUMNS + 1)?,
+            })
+        })
         .optional()?)
 }
 
