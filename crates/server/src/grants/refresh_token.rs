@@ -9,7 +9,7 @@ use crate::crypto::hash_secret;
 use crate::error::{OAuthError, Result};
 use crate::revocation::revoke_grant;
 use crate::state::AppState;
-use crate::store::{Actor, AuditEvent, Client, Issuance, Rotation};
+use crate::store::{Actor, AuditEvent, Client, Issuance, RefreshTokenView, Rotation};
 use crate::tokens::{mint_access_token, mint_refresh_token, token_response, AccessTokenFor};
 
 pub async fn handle(
@@ -20,16 +20,19 @@ pub async fn handle(
 ) -> Result<Response> {
     let now = state.clock.now();
     let hash = hash_secret(token);
-    // A token's grant, user and scope never change, so reading them before the
-    // rotation is race-free; it lets the successor tokens be written in the rotation's
-    // own transaction (one commit per refresh), and a request for a wider scope be
-    // refused before the token is spent (RFC 6749 §6: a refused request must not use
-    // the token up).
-    let Some(current) = state
+    // A token's grant, user and scope never change, nor does when a grant lapses, so
+    // reading them (in one read) before the rotation is race-free; it lets the
+    // successor tokens be written in the rotation's own transaction (one commit per
+    // refresh), and a request for a wider scope be refused before the token is spent
+    // (RFC 6749 §6: a refused request must not use the token up).
+    let Some(RefreshTokenView {
+        token: current,
+        grant_expires_at: not_after,
+    }) = state
         .store
-        .find_refresh_token(&hash)
+        .view_refresh_token(&hash)
         .await?
-        .filter(|t| t.client_id == client.id)
+        .filter(|v| v.token.client_id == client.id)
     else {
         return Err(invalid());
     };
@@ -40,8 +43,6 @@ pub async fn handle(
         Some(requested) => requested.clone(),
         None => current.scope.clone(),
     };
-    let grant = state.store.get_grant(&current.grant_id).await?;
-    let not_after = grant.as_ref().and_then(|g| g.expires_at);
     let user_id = current.user_id.as_deref();
     let (access, access_row) = mint_access_token(
         state,

@@ -531,6 +531,21 @@ pub trait RefreshTokenStore: Send + Sync {
     /// Any refresh token with this hash, whatever its state.
     async fn find_refresh_token(&self, token_hash: &TokenHash)
         -> StoreResult<Option<RefreshToken>>;
+    /// Any refresh token with this hash, whatever its state, with when its grant
+    /// lapses, in one read (what a rotation needs before it starts).
+    async fn view_refresh_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenView>>;
+}
+
+/// A refresh token with its grant's lapse time, read at once.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenView {
+    pub token: RefreshToken,
+    /// When the token's grant lapses: `None` if it never does (or is gone, in which
+    /// case the rotation refuses the token).
+    pub grant_expires_at: Option<i64>,
 }
 
 #[async_trait]

@@ -550,6 +550,34 @@ async fn refresh_rotation_is_single_use(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_some());
+    // The view: the row whatever its state, with when its grant lapses.
+    let view = store
+        .view_refresh_token(&hash_secret("r1"))
+        .await
+        .unwrap()
+        .expect("a used token is still seen");
+    assert_eq!(view.token.grant_id, "g1");
+    assert!(view.token.used_at.is_some());
+    assert_eq!(view.grant_expires_at, None, "g1 does not lapse");
+    store
+        .create_grant(&grant("g-lapsing", "c1", "u1", Some(NOW + 100)))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh("r-lapsing", "g-lapsing", NOW + 50))
+        .await
+        .unwrap();
+    let view = store
+        .view_refresh_token(&hash_secret("r-lapsing"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.grant_expires_at, Some(NOW + 100));
+    assert!(store
+        .view_refresh_token(&hash_secret("r-unknown"))
+        .await
+        .unwrap()
+        .is_none());
     // Expired, and of a revoked grant: invalid and left unused.
     store
         .insert_refresh_token(&refresh("r2", "g1", NOW + 5))

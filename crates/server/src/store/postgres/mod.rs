@@ -835,6 +835,27 @@ impl RefreshTokenStore for PostgresStore {
             .await?;
         row.as_ref().map(refresh_from).transpose()
     }
+
+    async fn view_refresh_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenView>> {
+        let row = sqlx::query(
+            "SELECT r.*, (SELECT g.expires_at FROM grants g WHERE g.id = r.grant_id) AS grant_expires_at
+             FROM refresh_tokens r WHERE r.token_hash = $1",
+        )
+        .bind(token_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(|row| {
+                Ok(RefreshTokenView {
+                    token: refresh_from(row)?,
+                    grant_expires_at: row.try_get("grant_expires_at")?,
+                })
+            })
+            .transpose()
+    }
 }
 
 #[async_trait]

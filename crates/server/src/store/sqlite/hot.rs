@@ -47,6 +47,8 @@ macro_rules! grant_columns {
 pub(super) use {access_columns, grant_columns, refresh_columns};
 /// How many columns [`access_columns`] lists.
 pub(super) const ACCESS_COLUMNS: usize = 10;
+/// How many columns [`refresh_columns`] lists.
+pub(super) const REFRESH_COLUMNS: usize = 8;
 
 /// A stored value that does not read back as its type.
 fn bad(idx: usize, kind: rusqlite::types::Type, why: String) -> rusqlite::Error {

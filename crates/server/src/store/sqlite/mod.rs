@@ -656,6 +656,14 @@ impl RefreshTokenStore for SqliteStore {
         self.readers
             .read(|c| read::find_refresh_token(c, token_hash))
     }
+
+    async fn view_refresh_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenView>> {
+        self.readers
+            .read(|c| read::view_refresh_token(c, token_hash))
+    }
 }
 
 #[async_trait]

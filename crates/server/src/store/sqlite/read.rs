@@ -17,11 +17,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::hot::{
     access_at, access_columns, grant_at, grant_columns, refresh_at, refresh_columns, scope_at,
-    ACCESS_COLUMNS,
+    ACCESS_COLUMNS, REFRESH_COLUMNS,
 };
 use crate::store::{
-    AccessTokenView, Consent, Grant, OpaqueAccessToken, RefreshToken, Session, StoreResult,
-    TokenHash, User,
+    AccessTokenView, Consent, Grant, OpaqueAccessToken, RefreshToken, RefreshTokenView, Session,
+    StoreResult, TokenHash, User,
 };
 
 /// Idle connections kept for reuse; more are opened when more reads run at once.
@@ -83,6 +83,26 @@ pub(super) fn find_refresh_token(
             " FROM refresh_tokens WHERE token_hash = ?"
         ))?
         .query_row(params![&token_hash[..]], refresh_at)
+        .optional()?)
+}
+
+pub(super) fn view_refresh_token(
+    conn: &Connection,
+    token_hash: &TokenHash,
+) -> StoreResult<Option<RefreshTokenView>> {
+    Ok(conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            refresh_columns!(),
+            ", (SELECT g.expires_at FROM grants g WHERE g.id = r.grant_id)
+             FROM refresh_tokens r WHERE token_hash = ?"
+        ))?
+        .query_row(params![&token_hash[..]], |row| {
+            Ok(RefreshTokenView {
+                token: refresh_at(row)?,
+                grant_expires_at: row.get(REFRESH_COLUMNS)?,
+            })
+        })
         .optional()?)
 }
 
