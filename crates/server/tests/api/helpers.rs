@@ -427,6 +427,25 @@ impl TestApp {
         }
     }
 
+    /// A confidential client with opaque access tokens and the client_credentials
+    /// grant, and the token endpoint's answer to its `grant_type=client_credentials`
+    /// request.
+    pub async fn opaque_client_credentials(&self) -> (TestClient, reqwest::Response) {
+        let client = self
+            .client_with(
+                "Batch",
+                "accounts:read",
+                false,
+                &[GrantType::ClientCredentials],
+                TokenFormat::Opaque,
+            )
+            .await;
+        let r = self
+            .token(&client, &[("grant_type", "client_credentials")])
+            .await;
+        (client, r)
+    }
+
     pub async fn user(&self, username: &str, password: &str) {
         admin::create_user(self.state.store.as_ref(), username, password, self.now())
             .await

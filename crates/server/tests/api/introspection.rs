@@ -42,24 +42,6 @@ async fn failure(r: reqwest::Response, status: u16, code: &str) -> Value {
     body
 }
 
-/// A confidential client with opaque access tokens and the client_credentials grant,
-/// and the token endpoint's answer to its `grant_type=client_credentials` request.
-async fn opaque_client_credentials(app: &TestApp) -> (TestClient, reqwest::Response) {
-    let client = app
-        .client_with(
-            "Batch",
-            "accounts:read",
-            false,
-            &[GrantType::ClientCredentials],
-            TokenFormat::Opaque,
-        )
-        .await;
-    let r = app
-        .token(&client, &[("grant_type", "client_credentials")])
-        .await;
-    (client, r)
-}
-
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key]
         .as_str()
@@ -171,7 +153,7 @@ async fn active_opaque_access_token_is_described() {
 async fn client_credentials_opaque_token_has_the_client_as_subject() {
     let app = spawn_app().await;
     app.standard().await;
-    let (client, r) = opaque_client_credentials(&app).await;
+    let (client, r) = app.opaque_client_credentials().await;
     assert_eq!(r.status(), 200);
     let tokens: Value = r.json().await.expect("json");
 
@@ -208,7 +190,7 @@ async fn expired_access_token_is_only_inactive() {
 async fn expired_opaque_access_token_is_only_inactive() {
     let app = spawn_app().await;
     app.standard().await;
-    let (client, r) = opaque_client_credentials(&app).await;
+    let (client, r) = app.opaque_client_credentials().await;
     let tokens: Value = r.json().await.expect("json");
 
     app.clock.advance(601);
@@ -394,7 +376,7 @@ async fn opaque_tokens_stored_under_their_whole_sha256_are_still_found() {
 
     let app = spawn_app().await;
     app.standard().await;
-    let (client, r) = opaque_client_credentials(&app).await;
+    let (client, r) = app.opaque_client_credentials().await;
     let tokens: Value = r.json().await.expect("json");
     let minted = s(&tokens, "access_token");
     assert_eq!(minted.len(), 54, "8-byte id and 32 random bytes: {minted}");

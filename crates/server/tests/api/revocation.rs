@@ -130,18 +130,7 @@ async fn revoking_a_jwt_access_token_leaves_the_refresh_token_working() {
 async fn revoking_an_opaque_access_token_makes_it_inactive() {
     let app = spawn_app().await;
     app.standard().await;
-    let client = app
-        .client_with(
-            "Batch",
-            "accounts:read",
-            false,
-            &[GrantType::ClientCredentials],
-            TokenFormat::Opaque,
-        )
-        .await;
-    let r = app
-        .token(&client, &[("grant_type", "client_credentials")])
-        .await;
+    let (client, r) = app.opaque_client_credentials().await;
     assert_eq!(r.status(), 200);
     let tokens: Value = r.json().await.expect("json");
     let token = s(&tokens, "access_token");
