@@ -320,3 +320,15 @@ pub(super) fn record_audit(conn: &Connection, e: &AuditEvent) -> StoreResult<()>
     ])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The counts the views read their extra columns after match the lists.
+    #[test]
+    fn column_counts_match_the_lists() {
+        assert_eq!(access_columns!().split(',').count(), ACCESS_COLUMNS);
+        assert_eq!(refresh_columns!().split(',').count(), REFRESH_COLUMNS);
+    }
+}
