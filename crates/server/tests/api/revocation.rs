@@ -290,18 +290,7 @@ async fn a_wrong_token_type_hint_still_revokes() {
     );
 
     // The same for an opaque access token hinted as a refresh token.
-    let batch = app
-        .client_with(
-            "Batch",
-            "accounts:read",
-            false,
-            &[GrantType::ClientCredentials],
-            TokenFormat::Opaque,
-        )
-        .await;
-    let r = app
-        .token(&batch, &[("grant_type", "client_credentials")])
-        .await;
+    let (batch, r) = app.opaque_client_credentials().await;
     assert_eq!(r.status(), 200);
     let opaque: Value = r.json().await.expect("json");
     revoked(
