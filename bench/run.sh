@@ -371,6 +371,7 @@ run_backend() {
                 check_jwt_alg "$BENCH_PEER_URL" "$PEER_AUTH" \
                     "grant_type=client_credentials&scope=read&resource=urn:bench:jwt" ES256
                 measure "$backend" "client_credentials JWT ES256" t_cc_jwt p_cc_es256
+                note_signing ES256
                 ;;
             cc_eddsa)
                 use_store "${backend}_eddsa"
@@ -378,6 +379,7 @@ run_backend() {
                 check_jwt_alg "$BENCH_PEER_URL" "$PEER_AUTH" \
                     "grant_type=client_credentials&scope=read&resource=urn:bench:jwt-eddsa" EdDSA
                 measure "$backend" "client_credentials JWT EdDSA" t_cc_jwt p_cc_eddsa
+                note_signing EdDSA
                 ;;
             cc_opaque)
                 use_store "${backend}_main"
@@ -542,6 +544,33 @@ note_argon2() {
         awk -v l="$login" -v r="$rate" 'BEGIN { printf "%.0f", 100 * l / r }')%/" "$RESULTS"
 }
 
+# `cargo bench -p tessera-server --bench signing` (crates/server/benches): what signing
+# a client_credentials JWT costs on the core with nothing else (the claims to JSON,
+# BASE64URL, the signature) and the signature alone; run pinned to the server's core
+# right after each JWT client_credentials scenario (the server idle), and quoted in
+# that row's notes as a share of the request's time (1/req/s).
+SIGNING_BIN=""
+build_signing() { SIGNING_BIN=$(build_bench tessera-server signing); }
+
+# Append to the notes of the last row of RESULTS: the signing cost of ALG alone, and
+# the share of that row's time per request it is.
+#   note_signing ALG
+note_signing() {
+    local alg=$1 out line us rps note
+    bench_log "signing alone (cargo bench -p tessera-server --bench signing), pinned to cpu $BENCH_SERVER_CPU"
+    out=$(taskset -c "$BENCH_SERVER_CPU" timeout 300 "$SIGNING_BIN" --bench) ||
+        bench_die "the signing benchmark failed"
+    line=$(grep "^$alg sign_jwt:" <<<"$out") || bench_die "no $alg line in: $out"
+    bench_log "  $line"
+    us=$(sed -n 's/.*sign_jwt: \([0-9.]*\) us per token.*/\1/p' <<<"$line")
+    rps=$(tail -n 1 "$RESULTS" | cut -d'|' -f3)
+    [[ -n $us && $rps =~ ^[0-9.]+$ ]] || return 0
+    note="sign_jwt alone $us us on the core, $(
+        awk -v u="$us" -v r="$rps" 'BEGIN { printf "%.0f", u * r / 1e4 }')% of a request"
+    # The notes are the last field: "; "-separated when there are some already.
+    sed -i '$ { s/|$/|'"$note"'/; t; s/$/; '"$note"'/ }' "$RESULTS"
+}
+
 EXTRACTOR_OUT=""
 run_extractor() {
     bench_log "== crates/resource: extractor benchmark, pinned to cpu $BENCH_SERVER_CPU"
@@ -626,6 +655,9 @@ main() {
     fi
     if [[ " $BENCH_SCENARIOS " == *" login "* ]]; then
         build_password
+    fi
+    if [[ " $BENCH_SCENARIOS " == *" cc_es256 "* || " $BENCH_SCENARIOS " == *" cc_eddsa "* ]]; then
+        build_signing
     fi
     versions
     TESSERA_MASTER_KEY=$("$BENCH_BIN" key new-master-key 2>/dev/null || bench_master_key)
