@@ -39,9 +39,10 @@ SELECT sha256('rt' || printf('%041d', i)), gid, :client, uid, :scope,
 FROM fill_range;
 
 INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience,
-                           issued_at, expires_at)
+                           issued_at, expires_at, username, grant_ends_at)
 SELECT sha256('at' || printf('%041d', i)), substr(md5('j' || i), 1, 22), gid, :client, uid,
-       :scope, :audience, :now - 60 - i % 86400, :at_exp - i % 86400
+       :scope, :audience, :now - 60 - i % 86400, :at_exp - i % 86400, 'bench-user-' || i,
+       :grant_exp - i % 86400
 FROM fill_range;
 
 INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)

@@ -565,7 +565,12 @@ pub trait AccessTokenStore: Send + Sync {
     ) -> StoreResult<Option<OpaqueAccessToken>>;
     /// Any opaque access token with this hash, whatever its state, with whether its
     /// grant is active at `now` and its user's name, in one read (what introspection
-    /// answers with; three lookups of random keys otherwise).
+    /// answers with; three lookups of random keys otherwise). `grant_active` is false
+    /// once [`GrantStore::revoke_grant`] has returned for the token's grant, including
+    /// for a token inserted after that (a token request that raced the revocation),
+    /// and from the grant's `expires_at` on. SQLite answers from the token's row
+    /// alone, which carries copies of the user's name and the grant's state
+    /// (migration 0006); PostgreSQL joins the grant and the user.
     async fn view_access_token(
         &self,
         token_hash: &TokenHash,

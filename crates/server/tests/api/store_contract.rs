@@ -915,6 +915,25 @@ async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
         !view("t2", NOW).await.unwrap().grant_active,
         "grant revoked"
     );
+    assert!(
+        view("t3", NOW).await.unwrap().grant_active,
+        "another grant's token is not touched by g1's revocation"
+    );
+    assert_eq!(
+        view("t2", NOW).await.unwrap().token.revoked_at,
+        None,
+        "the token itself was not revoked: its grant was"
+    );
+    // A token inserted after its grant was revoked (a token request that raced the
+    // revocation) is seen under a revoked grant too.
+    store
+        .insert_access_token(&token("t5", Some("g1")))
+        .await
+        .unwrap();
+    assert!(
+        !view("t5", NOW).await.unwrap().grant_active,
+        "inserted after its grant was revoked"
+    );
     let user_less = OpaqueAccessToken {
         user_id: None,
         ..token("t4", None)

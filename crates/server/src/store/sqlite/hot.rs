@@ -231,10 +231,19 @@ pub(super) fn rotate_refresh_token(
     })
 }
 
+/// Insert an opaque access token with the copies of its user's name and its grant's
+/// lapse and revocation times that [`super::read::view_access_token`] reads instead of
+/// the user and the grant (migration 0006). The copies are read here, in the writer's
+/// transaction: SQLite runs one write transaction at a time, so a grant revoked before
+/// this insert is seen revoked by it, and one revoked after it marks this token too
+/// ([`super::SqliteStore::revoke_grant`]).
 pub(super) fn insert_access_token(conn: &Connection, t: &OpaqueAccessToken) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
+                                    username, grant_ends_at, grant_revoked_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+                (SELECT u.username FROM users u WHERE u.id = ?5), g.expires_at, g.revoked_at
+         FROM (SELECT 1) LEFT JOIN grants g ON g.id = ?3",
     )?
     .execute(params![
         &t.token_hash[..],

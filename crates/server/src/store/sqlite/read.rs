@@ -136,6 +136,10 @@ pub(super) fn find_access_token(
         .optional()?)
 }
 
+/// The token's row alone: whether its grant is active and its user's name come from
+/// the copies the row carries (migration 0006; kept by
+/// [`super::hot::insert_access_token`] and [`super::SqliteStore::revoke_grant`]), not
+/// from the grant's and the user's rows.
 pub(super) fn view_access_token(
     conn: &Connection,
     token_hash: &TokenHash,
@@ -145,9 +149,9 @@ pub(super) fn view_access_token(
         .prepare_cached(concat!(
             "SELECT ",
             access_columns!(),
-            ", grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g WHERE g.id = a.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?)),
-               (SELECT username FROM users u WHERE u.id = a.user_id)
-             FROM access_tokens a WHERE token_hash = ?"
+            ", grant_id IS NULL OR (grant_revoked_at IS NULL AND (grant_ends_at IS NULL OR grant_ends_at > ?1)),
+               username
+             FROM access_tokens WHERE token_hash = ?2"
         ))?
         .query_row(params![now, &token_hash[..]], |row| {
             Ok(AccessTokenView {
