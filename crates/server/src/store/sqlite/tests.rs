@@ -1,0 +1,93 @@
+//! Tests of the SQLite store that need its insides (the migrations as embedded).
+
+use std::borrow::Cow;
+
+use super::*;
+use crate::crypto::hash_secret;
+
+/// Migration 0006 gives the opaque access tokens already stored the copies of
+/// their user's name and their grant's state that introspection now reads, so that
+/// a token of a grant revoked before the upgrade stays refused after it.
+#[tokio::test]
+async fn migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tessera.db").display());
+    let options = SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    // The schema as the version before 0006 left it, with rows of that version.
+    let mut before = sqlx::migrate!("./migrations/sqlite");
+    before.migrations = Cow::Owned(
+        before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 6)
+            .cloned()
+            .collect(),
+    );
+    before.run(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO clients (id, name, redirect_uris, scope, grant_types, token_format, created_at)
+         VALUES ('c1', 'app', '[]', 'a', 'authorization_code', 'opaque', 0);
+         INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'alice', 'x', 0);
+         INSERT INTO grants (id, client_id, user_id, scope, created_at, revoked_at, expires_at)
+         VALUES ('g-live', 'c1', 'u1', 'a', 0, NULL, NULL),
+                ('g-revoked', 'c1', 'u1', 'a', 0, 100, NULL),
+                ('g-lapsing', 'c1', 'u1', 'a', 0, NULL, 500);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (token, grant, user) in [
+        ("t-live", Some("g-live"), Some("u1")),
+        ("t-revoked", Some("g-revoked"), Some("u1")),
+        ("t-lapsing", Some("g-lapsing"), Some("u1")),
+        ("t-client", None, None),
+    ] {
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
+             VALUES (?, ?, ?, 'c1', ?, 'a', 'https://api.example', 0, 1000)",
+        )
+        .bind(&hash_secret(token)[..])
+        .bind(token)
+        .bind(grant)
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let view = |token: &'static str, now: i64| {
+        let store = &store;
+        async move {
+            store
+                .view_access_token(&hash_secret(token), now)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let live = view("t-live", 200).await;
+    assert!(live.grant_active);
+    assert_eq!(live.username.as_deref(), Some("alice"));
+    assert!(
+        !view("t-revoked", 200).await.grant_active,
+        "revoked before the upgrade"
+    );
+    assert!(view("t-lapsing", 200).await.grant_active);
+    assert!(
+        !view("t-lapsing", 500).await.grant_active,
+        "lapsed at its grant's end"
+    );
+    let client = view("t-client", 200).await;
+    assert!(client.grant_active, "no grant to lapse");
+    assert_eq!(client.username, None);
+}
