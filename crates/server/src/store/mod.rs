@@ -665,33 +665,87 @@ impl PurgeReport {
     }
 }
 
-/// How long one batch of a purge should take.
+/// How long one batch of a purge should hold the database.
 const PURGE_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(10);
-/// The longest pause between two batches.
+/// How long one batch should hold SQLite's single write lock while token writes wait
+/// for it: each of them waits that long, so this is what a purge adds to the token
+/// endpoint's p99.
+const PURGE_BATCH_TIME_CONTENDED: std::time::Duration = std::time::Duration::from_millis(5);
+/// The longest pause between two batches when no other write waited.
 const PURGE_MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+/// A batch that waited this long for its turn had other writes ahead of it (a lone
+/// write is taken up within microseconds; SQLite's busy handler first sleeps 250 µs).
+const PURGE_CONTENDED: std::time::Duration = std::time::Duration::from_micros(200);
+/// After a batch that waited for other writes, the pause is this many times as long as
+/// the batch held the database: the purge then holds it a fifth of the time at most.
+const PURGE_YIELD: u32 = 4;
 
-/// The pace of a purge, so that housekeeping does not stall the token endpoint: each
-/// batch aims at [`PURGE_BATCH_TIME`] (its size halves after a batch that took longer
-/// and doubles after one that took less than half, between a quarter of the configured
-/// `batch` and all of it), and the purge waits as long as the last batch took (at most
-/// [`PURGE_MAX_PAUSE`]) before the next. The time measured includes waiting for
-/// SQLite's write lock, which a busy server holds most of the time: the floor of a
-/// quarter batch keeps a purge under load from shrinking to statements that delete
-/// next to nothing.
+/// How one batch of a purge went: how long it waited before its statement ran (other
+/// writes ahead of it, or another process holding SQLite's write lock), whether
+/// another connection wrote since the batch before (a server busy between two of
+/// `tessera gc`'s batches), and how long it held the database (its statement and its
+/// commit).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchTiming {
+    pub(crate) waited: std::time::Duration,
+    pub(crate) others_wrote: bool,
+    pub(crate) held: std::time::Duration,
+}
+
+impl BatchTiming {
+    /// A batch measured from its start only (PostgreSQL: no single lock to wait for).
+    pub(crate) fn since(started: std::time::Instant) -> Self {
+        Self {
+            waited: std::time::Duration::ZERO,
+            others_wrote: false,
+            held: started.elapsed(),
+        }
+    }
+}
+
+/// The pace of a purge, so that housekeeping does not stall the token endpoint.
+///
+/// Each batch aims at a time holding the database ([`PURGE_BATCH_TIME`]; on SQLite
+/// [`PURGE_BATCH_TIME_CONTENDED`] after a batch that met other writes): its size
+/// halves after a batch that held it longer and doubles after one that held it less
+/// than half as long, between a floor and the configured `batch`. After each batch
+/// the purge pauses as long as the batch held the database (at most
+/// [`PURGE_MAX_PAUSE`]), or [`PURGE_YIELD`] times as long when it met other writes:
+/// it waited for them ([`PURGE_CONTENDED`]), or another connection wrote since the
+/// batch before. On an idle database a purge holds it about half the time; while token
+/// writes wait for SQLite's single write lock, a fifth of the time at most.
+///
+/// The floor: a quarter of `batch` on PostgreSQL, where the time measured is the whole
+/// round trip; a tenth on SQLite, where only the time holding the write lock counts,
+/// not the wait for it, so that a purge under load does not shrink to statements that
+/// delete next to nothing.
 pub(crate) struct PurgePace {
     size: u32,
     min: u32,
     max: u32,
+    /// What a batch aims at when it met other writes.
+    contended_target: std::time::Duration,
 }
 
 impl PurgePace {
+    /// The pace on PostgreSQL.
     pub(crate) fn new(max: u32) -> Self {
+        Self::with(max, 4, PURGE_BATCH_TIME)
+    }
+
+    /// The pace on SQLite, whose single write lock every token write needs.
+    pub(crate) fn single_writer(max: u32) -> Self {
+        Self::with(max, 10, PURGE_BATCH_TIME_CONTENDED)
+    }
+
+    fn with(max: u32, floor_div: u32, contended_target: std::time::Duration) -> Self {
         let max = max.max(1);
-        let min = (max / 4).max(1);
+        let min = (max / floor_div).max(1);
         Self {
             size: min,
             min,
             max,
+            contended_target,
         }
     }
 
@@ -700,16 +754,101 @@ impl PurgePace {
         self.size
     }
 
-    /// After a batch that started at `started` (and deleted a full batch): adjust the
-    /// size and pause.
-    pub(crate) async fn after_batch(&mut self, started: std::time::Instant) {
-        let took = started.elapsed();
-        if took > PURGE_BATCH_TIME {
+    /// After a batch (that deleted a full batch): adjust the size, and how long to
+    /// pause before the next.
+    pub(crate) fn next(&mut self, batch: BatchTiming) -> std::time::Duration {
+        let contended = batch.others_wrote || batch.waited >= PURGE_CONTENDED;
+        let target = if contended {
+            self.contended_target
+        } else {
+            PURGE_BATCH_TIME
+        };
+        if batch.held > target {
             self.size = (self.size / 2).max(self.min);
-        } else if took < PURGE_BATCH_TIME / 2 {
+        } else if batch.held < target / 2 {
             self.size = self.size.saturating_mul(2).min(self.max);
         }
-        tokio::time::sleep(took.min(PURGE_MAX_PAUSE)).await;
+        if contended {
+            (batch.held * PURGE_YIELD).min(PURGE_MAX_PAUSE * PURGE_YIELD)
+        } else {
+            batch.held.min(PURGE_MAX_PAUSE)
+        }
+    }
+
+    /// [`Self::next`], then the pause.
+    pub(crate) async fn after_batch(&mut self, batch: BatchTiming) {
+        tokio::time::sleep(self.next(batch)).await;
+    }
+}
+
+#[cfg(test)]
+mod purge_pace_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn batch(waited: Duration, others_wrote: bool, held: Duration) -> BatchTiming {
+        BatchTiming {
+            waited,
+            others_wrote,
+            held,
+        }
+    }
+
+    #[test]
+    fn batches_grow_on_an_idle_database_and_pause_as_long_as_they_held_it() {
+        let mut pace = PurgePace::single_writer(1000);
+        assert_eq!(pace.size(), 100);
+        let idle = batch(Duration::from_micros(20), false, ms(1));
+        assert_eq!(pace.next(idle), ms(1));
+        assert_eq!(pace.size(), 200);
+        for _ in 0..5 {
+            pace.next(idle);
+        }
+        assert_eq!(pace.size(), 1000, "never above the configured batch");
+        assert_eq!(
+            pace.next(batch(Duration::ZERO, false, ms(300))),
+            PURGE_MAX_PAUSE
+        );
+        assert_eq!(pace.size(), 500);
+        // Alone, a batch may hold the database for 10 ms.
+        pace.next(batch(Duration::ZERO, false, ms(8)));
+        assert_eq!(pace.size(), 500);
+    }
+
+    #[test]
+    fn a_batch_that_met_other_writes_pauses_four_times_as_long() {
+        let mut pace = PurgePace::single_writer(1000);
+        // Kept waiting for other writes.
+        assert_eq!(pace.next(batch(ms(3), false, ms(4))), ms(16));
+        assert_eq!(pace.size(), 100, "4 ms is within the 5 ms aimed at");
+        // 8 ms is not, when other writes wait.
+        pace.next(batch(ms(1), false, ms(8)));
+        assert_eq!(pace.size(), 100);
+        // Not kept waiting, but another connection wrote between two batches.
+        assert_eq!(pace.next(batch(Duration::ZERO, true, ms(2))), ms(8));
+        assert_eq!(pace.size(), 200);
+        let slow = batch(ms(3), false, ms(200));
+        assert_eq!(pace.next(slow), PURGE_MAX_PAUSE * PURGE_YIELD);
+        assert_eq!(pace.size(), 100);
+        pace.next(slow);
+        assert_eq!(pace.size(), 100, "never below a tenth of the batch");
+    }
+
+    #[test]
+    fn postgres_keeps_a_quarter_batch_floor_and_a_10_ms_aim() {
+        let mut pace = PurgePace::new(1000);
+        assert_eq!(pace.size(), 250);
+        let seven = BatchTiming::since(std::time::Instant::now() - ms(7));
+        assert!(!seven.others_wrote && seven.waited.is_zero());
+        assert!(pace.next(seven) >= ms(7));
+        assert_eq!(pace.size(), 250);
+        pace.next(batch(Duration::ZERO, false, ms(4)));
+        assert_eq!(pace.size(), 500);
+        assert_eq!(PurgePace::new(0).size(), 1);
     }
 }
 
@@ -722,8 +861,8 @@ pub trait HousekeepingStore: Send + Sync {
     /// only after its tokens). Consents, clients, users and the audit trail are kept.
     /// Deletes at most `batch` rows per statement (each its own short transaction),
     /// repeating until a statement deletes fewer than it was given, at the pace of
-    /// [`PurgePace`]: statements of about 10 ms (a quarter of `batch` at least), with
-    /// as long a pause after each.
+    /// [`PurgePace`]: statements of about 10 ms on PostgreSQL and 5 ms on SQLite, with
+    /// as long a pause after each, or four times as long when other writes waited.
     async fn purge_expired(&self, now: i64, batch: u32) -> StoreResult<PurgeReport>;
 }
 

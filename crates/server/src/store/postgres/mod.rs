@@ -1219,7 +1219,7 @@ impl HousekeepingStore for PostgresStore {
                 if done.rows_affected() < u64::from(limit) {
                     break;
                 }
-                pace.after_batch(started).await;
+                pace.after_batch(BatchTiming::since(started)).await;
             }
             // After a large purge the planner's statistics still count the deleted rows
             // until autovacuum comes by; the grants step, which checks these tables for

@@ -989,7 +989,10 @@ impl HousekeepingStore for SqliteStore {
                 "DELETE FROM {table} WHERE rowid IN
                  (SELECT rowid FROM {table} WHERE {condition} LIMIT ?)"
             );
-            let mut pace = PurgePace::new(batch);
+            let mut pace = PurgePace::single_writer(batch);
+            // PRAGMA data_version changes when another connection commits: the server,
+            // when this is `tessera gc` in a process of its own.
+            let mut last_version: Option<i64> = None;
             loop {
                 let started = std::time::Instant::now();
                 let limit = pace.size();
@@ -998,12 +1001,19 @@ impl HousekeepingStore for SqliteStore {
                 // sleeps up to 100 ms between retries while another connection
                 // holds the write lock.
                 let statement = sql.clone();
-                let deleted = self
+                let (deleted, began, version) = self
                     .writer
                     .write(move |conn| {
-                        Ok(conn
+                        // The write lock is held from here (the group's BEGIN IMMEDIATE
+                        // came first, after any other writes of the group) to the commit.
+                        let began = std::time::Instant::now();
+                        let version: i64 = conn
+                            .prepare_cached("PRAGMA data_version")?
+                            .query_row([], |row| row.get(0))?;
+                        let deleted = conn
                             .prepare_cached(&statement)?
-                            .execute(rusqlite::params![now, i64::from(limit)])?)
+                            .execute(rusqlite::params![now, i64::from(limit)])?;
+                        Ok((deleted, began, version))
                     })
                     .await
                     .with_context(|| format!("purging {table}"))?;
@@ -1011,7 +1021,13 @@ impl HousekeepingStore for SqliteStore {
                 if deleted < limit as usize {
                     break;
                 }
-                pace.after_batch(started).await;
+                pace.after_batch(BatchTiming {
+                    waited: began.saturating_duration_since(started),
+                    others_wrote: last_version.is_some_and(|v| v != version),
+                    held: began.elapsed(),
+                })
+                .await;
+                last_version = Some(version);
             }
         }
         let [auth_codes, sessions, refresh_tokens, access_tokens, revoked_jtis, client_assertion_jtis, revocations, grants] =
