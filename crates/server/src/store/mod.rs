@@ -723,29 +723,26 @@ pub(crate) struct PurgePace {
     size: u32,
     min: u32,
     max: u32,
-    /// What a batch aims at when it met other writes.
-    contended_target: std::time::Duration,
 }
 
 impl PurgePace {
     /// The pace on PostgreSQL.
     pub(crate) fn new(max: u32) -> Self {
-        Self::with(max, 4, PURGE_BATCH_TIME)
+        Self::with(max, 4)
     }
 
     /// The pace on SQLite, whose single write lock every token write needs.
     pub(crate) fn single_writer(max: u32) -> Self {
-        Self::with(max, 10, PURGE_BATCH_TIME_CONTENDED)
+        Self::with(max, 10)
     }
 
-    fn with(max: u32, floor_div: u32, contended_target: std::time::Duration) -> Self {
+    fn with(max: u32, floor_div: u32) -> Self {
         let max = max.max(1);
         let min = (max / floor_div).max(1);
         Self {
             size: min,
             min,
             max,
-            contended_target,
         }
     }
 
@@ -758,8 +755,9 @@ impl PurgePace {
     /// pause before the next.
     pub(crate) fn next(&mut self, batch: BatchTiming) -> std::time::Duration {
         let contended = batch.others_wrote || batch.waited >= PURGE_CONTENDED;
+        // Only SQLite's batches report contention (see `BatchTiming::since`).
         let target = if contended {
-            self.contended_target
+            PURGE_BATCH_TIME_CONTENDED
         } else {
             PURGE_BATCH_TIME
         };
