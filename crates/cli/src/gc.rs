@@ -1,5 +1,5 @@
-//! `tessera gc`: delete expired rows once, as the server does every
-//! `housekeeping.interval`.
+//! `tessera gc`: delete expired rows, and audit events older than
+//! `audit.retention`, once, as the server does every `housekeeping.interval`.
 
 use clap::Args;
 use tessera_server::clock::{Clock, SystemClock};
@@ -15,8 +15,13 @@ pub struct GcArgs {
 
 pub async fn run(config: Config, args: GcArgs) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    let now = SystemClock.now();
     let report = store
-        .purge_expired(SystemClock.now(), config.housekeeping.batch)
+        .purge_expired(
+            now,
+            config.audit.purge_before(now),
+            config.housekeeping.batch,
+        )
         .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -30,6 +35,7 @@ pub async fn run(config: Config, args: GcArgs) -> anyhow::Result<()> {
             ("client assertion ids", report.client_assertion_jtis),
             ("revocation feed entries", report.revocations),
             ("grants", report.grants),
+            ("audit events", report.audit_events),
         ];
         for (what, count) in rows {
             println!("{what:<24} {count}");

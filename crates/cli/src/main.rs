@@ -75,7 +75,8 @@ enum Command {
     /// Signing keys (rotation) and the master key
     #[command(subcommand)]
     Key(key::KeyCommand),
-    /// Delete expired codes, sessions, tokens and grants now (the server does it periodically)
+    /// Delete expired codes, sessions, tokens and grants, and audit events past
+    /// `audit.retention`, now (the server does it periodically)
     Gc(gc::GcArgs),
     /// Apply the database migrations (serve applies them at start too)
     Migrate,

@@ -1092,6 +1092,7 @@ fn gc_on_a_fresh_data_dir_purges_nothing() {
         "client_assertion_jtis",
         "revocations",
         "grants",
+        "audit_events",
     ] {
         assert_eq!(counts.get(table), Some(&Value::from(0)), "{report}");
     }

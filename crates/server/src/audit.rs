@@ -1,4 +1,5 @@
-//! The audit trail: grants, refreshes, revocations (and by whom) and failed logins.
+//! The audit trail: grants, refreshes (once per grant and `audit.refresh_interval`),
+//! revocations (and by whom) and failed logins; kept for `audit.retention`.
 
 use crate::error::Result;
 use crate::state::AppState;

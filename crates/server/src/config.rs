@@ -52,6 +52,8 @@ pub struct Config {
     pub registration: RegistrationConfig,
     /// Periodic deletion of expired rows.
     pub housekeeping: HousekeepingConfig,
+    /// What the audit trail records, and how long it keeps it.
+    pub audit: AuditConfig,
     /// Log filter in `tracing` syntax. Default `info`.
     pub log: String,
 }
@@ -191,6 +193,47 @@ impl Default for HousekeepingConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How long audit events are kept: housekeeping deletes older ones. Default 90
+    /// days; `0s` keeps them for ever.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Refresh token rotations are recorded at most once per grant in each period of
+    /// this length (counted from the Unix epoch: with the default, `1d`, once per UTC
+    /// day), the first rotation of the period; `0s` records every rotation. A client
+    /// refreshing every ten minutes would otherwise add 144 events a day per grant.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(90 * 86400),
+            refresh_interval: Duration::from_secs(86400),
+        }
+    }
+}
+
+impl AuditConfig {
+    /// Audit events recorded before this time are to be deleted at `now`; `None`
+    /// when they are kept for ever.
+    pub fn purge_before(&self, now: i64) -> Option<i64> {
+        let retention = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
+        (retention > 0).then(|| now.saturating_sub(retention))
+    }
+
+    /// Whether a rotation at `now` of a refresh token issued at `issued_at` (the
+    /// grant's previous refresh, or the code's redemption) is the first of its grant
+    /// in the current period of [`Self::refresh_interval`], and so is recorded.
+    pub fn records_refresh(&self, issued_at: i64, now: i64) -> bool {
+        let period = i64::try_from(self.refresh_interval.as_secs()).unwrap_or(i64::MAX);
+        period == 0 || issued_at.div_euclid(period) != now.div_euclid(period)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegistrationPolicy {
@@ -231,6 +274,7 @@ impl Default for Config {
             scopes: Vec::new(),
             registration: RegistrationConfig::default(),
             housekeeping: HousekeepingConfig::default(),
+            audit: AuditConfig::default(),
             log: "info".into(),
         }
     }
@@ -344,5 +388,31 @@ impl Config {
     /// An endpoint URL under the issuer.
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)
+    }
+}
+
+#[cfg(test)]
+mod audit_tests {
+    use super::*;
+
+    #[test]
+    fn retention_gives_the_cutoff_and_zero_keeps_everything() {
+        let mut audit = AuditConfig::default();
+        assert_eq!(audit.purge_before(100 * 86400), Some(10 * 86400));
+        audit.retention = Duration::ZERO;
+        assert_eq!(audit.purge_before(100 * 86400), None);
+    }
+
+    #[test]
+    fn a_refresh_is_recorded_once_per_period() {
+        let mut audit = AuditConfig::default();
+        let day = 86_400;
+        // Same UTC day: not recorded, however far apart.
+        assert!(!audit.records_refresh(10 * day, 10 * day + day - 1));
+        // The first of the next day is, even a second later.
+        assert!(audit.records_refresh(11 * day - 1, 11 * day));
+        assert!(audit.records_refresh(3 * day, 10 * day));
+        audit.refresh_interval = Duration::ZERO;
+        assert!(audit.records_refresh(10 * day, 10 * day));
     }
 }

@@ -1,5 +1,6 @@
-//! Housekeeping: deleting expired rows every `housekeeping.interval`, in the background
-//! of [`crate::run`], until the server stops.
+//! Housekeeping: deleting expired rows, and audit events older than `audit.retention`,
+//! every `housekeeping.interval`, in the background of [`crate::run`], until the
+//! server stops.
 
 use crate::AppState;
 
@@ -17,7 +18,9 @@ pub async fn run_periodically(state: AppState) {
             // Stopping, or the state (and its sender) is gone.
             _ = stopping.wait_for(|s| *s) => return,
         }
-        match state.store.purge_expired(state.clock.now(), batch).await {
+        let now = state.clock.now();
+        let audit_before = state.config.audit.purge_before(now);
+        match state.store.purge_expired(now, audit_before, batch).await {
             Ok(report) => tracing::info!(
                 total = report.total(),
                 auth_codes = report.auth_codes,
@@ -28,6 +31,7 @@ pub async fn run_periodically(state: AppState) {
                 client_assertion_jtis = report.client_assertion_jtis,
                 revocations = report.revocations,
                 grants = report.grants,
+                audit_events = report.audit_events,
                 "housekeeping: purged expired rows"
             ),
             Err(e) => tracing::error!(error = format!("{e:#}"), "housekeeping failed"),

@@ -1,6 +1,7 @@
 //! The refresh token grant (RFC 6749 §6) with rotation on every use and reuse
 //! detection (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): presenting a rotated token again
-//! revokes the whole family, unless it comes within the configured grace period.
+//! revokes the whole family, unless it comes within the configured grace period. The
+//! audit trail records a grant's first rotation in each `audit.refresh_interval`.
 
 use axum::response::Response;
 use tessera_protocol::Scope;
@@ -67,17 +68,23 @@ pub async fn handle(
         access_token: access_row,
         refresh_token: Some(refresh_row),
         grant_used: Some((current.grant_id.clone(), now)),
-        audit: Some(AuditEvent {
-            id: 0,
-            at: now,
-            kind: "refresh".into(),
-            actor: Actor::Client,
-            user_id: current.user_id.clone(),
-            username: None,
-            client_id: Some(client.id.clone()),
-            grant_id: Some(current.grant_id.clone()),
-            detail: format!("tokens refreshed ({scope})"),
-        }),
+        // The grant's first rotation in this period of `audit.refresh_interval`: the
+        // token presented was issued by the grant's previous token request.
+        audit: state
+            .config
+            .audit
+            .records_refresh(current.issued_at, now)
+            .then(|| AuditEvent {
+                id: 0,
+                at: now,
+                kind: "refresh".into(),
+                actor: Actor::Client,
+                user_id: current.user_id.clone(),
+                username: None,
+                client_id: Some(client.id.clone()),
+                grant_id: Some(current.grant_id.clone()),
+                detail: format!("tokens refreshed ({scope})"),
+            }),
     };
     match state
         .store

@@ -649,6 +649,7 @@ pub struct PurgeReport {
     pub client_assertion_jtis: u64,
     pub revocations: u64,
     pub grants: u64,
+    pub audit_events: u64,
 }
 
 impl PurgeReport {
@@ -662,6 +663,7 @@ impl PurgeReport {
             + self.client_assertion_jtis
             + self.revocations
             + self.grants
+            + self.audit_events
     }
 }
 
@@ -856,12 +858,25 @@ pub trait HousekeepingStore: Send + Sync {
     /// tokens, opaque access tokens, revoked JWT ids, client assertion ids and
     /// revocation feed entries with `expires_at <= now`; then grants that are revoked
     /// or lapsed and have no code, refresh token or access token left (so a grant goes
-    /// only after its tokens). Consents, clients, users and the audit trail are kept.
+    /// only after its tokens); then, when `audit_before` is given, the audit events
+    /// recorded before it (`at < audit_before`). Consents, clients and users are kept.
+    ///
+    /// Audit events go oldest first, by id, and only those before the first event (by
+    /// id) that is to be kept: events are numbered in the order they are recorded, so
+    /// finding where to stop reads only the events that go, whatever the trail's size,
+    /// and an event recorded with a clock slightly behind another instance's is kept a
+    /// little longer rather than searched for.
+    ///
     /// Deletes at most `batch` rows per statement (each its own short transaction),
     /// repeating until a statement deletes fewer than it was given, at the pace of
     /// [`PurgePace`]: statements of about 10 ms on PostgreSQL and 5 ms on SQLite, with
     /// as long a pause after each, or four times as long when other writes waited.
-    async fn purge_expired(&self, now: i64, batch: u32) -> StoreResult<PurgeReport>;
+    async fn purge_expired(
+        &self,
+        now: i64,
+        audit_before: Option<i64>,
+        batch: u32,
+    ) -> StoreResult<PurgeReport>;
 }
 
 /// A signing key as stored. The private half is PKCS#8, sealed with AES-256-GCM under

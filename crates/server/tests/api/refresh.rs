@@ -455,3 +455,49 @@ async fn refresh_tokens_stored_under_their_whole_sha256_still_rotate() {
         json!({"active": false})
     );
 }
+
+/// The kinds of the audit events recorded for the test user, oldest first.
+async fn audit_kinds(app: &TestApp, client: &TestClient) -> Vec<String> {
+    let events = app
+        .state
+        .store
+        .list_audit(&tessera_server::store::AuditFilter {
+            user_id: None,
+            client_id: Some(client.id.clone()),
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    events.into_iter().rev().map(|e| e.kind).collect()
+}
+
+#[tokio::test]
+async fn rotations_are_audited_once_per_period_by_default_and_each_with_zero() {
+    // Default `audit.refresh_interval` (1 day): of three rotations in the period of
+    // the code's redemption and two the next day, only the first of the next day is
+    // recorded.
+    let app = spawn_app().await;
+    let client = app.standard().await;
+    let mut rt = s(&app.tokens_for(&client, FULL).await, "refresh_token").to_owned();
+    for day in [0, 1] {
+        app.clock.advance(day * 86_400);
+        for _ in 0..2 + (1 - day) {
+            let next = success(refresh(&app, &client, &rt, None).await).await;
+            rt = s(&next, "refresh_token").to_owned();
+        }
+    }
+    assert_eq!(audit_kinds(&app, &client).await, ["grant", "refresh"]);
+
+    // `0s`: every rotation is recorded.
+    let app = spawn_with(|c| c.audit.refresh_interval = Duration::ZERO).await;
+    let client = app.standard().await;
+    let mut rt = s(&app.tokens_for(&client, FULL).await, "refresh_token").to_owned();
+    for _ in 0..3 {
+        let next = success(refresh(&app, &client, &rt, None).await).await;
+        rt = s(&next, "refresh_token").to_owned();
+    }
+    assert_eq!(
+        audit_kinds(&app, &client).await,
+        ["grant", "refresh", "refresh", "refresh"]
+    );
+}

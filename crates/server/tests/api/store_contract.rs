@@ -100,6 +100,7 @@ contract!(
     admin_tokens,
     initial_access_tokens,
     housekeeping_purges_expired_rows,
+    housekeeping_purges_audit_events_past_retention,
     signing_keys,
     concurrent_writes_answer_each_for_itself,
 );
@@ -954,6 +955,84 @@ async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
     assert_eq!(jtis[0].exp, Some(NOW + 600));
 }
 
+/// `audit_before`: events recorded before it go, oldest (by id) first, and only up to
+/// the first one to keep; without it, the trail is kept whole.
+async fn housekeeping_purges_audit_events_past_retention(store: Arc<dyn Store>) {
+    // Recorded in this order; the fifth with a clock behind the fourth's (another
+    // instance), so it stays until the fourth goes.
+    let ats = [
+        NOW - 500,
+        NOW - 400,
+        NOW - 300,
+        NOW - 100,
+        NOW - 200,
+        NOW - 50,
+        NOW,
+    ];
+    for (i, at) in ats.iter().enumerate() {
+        store
+            .record_audit(&AuditEvent {
+                id: 0,
+                at: *at,
+                kind: "refresh".into(),
+                actor: Actor::Client,
+                user_id: Some("u1".into()),
+                username: None,
+                client_id: Some("c1".into()),
+                grant_id: Some("g1".into()),
+                detail: format!("event {i}"),
+            })
+            .await
+            .unwrap();
+    }
+    let left = || async {
+        let mut events = store
+            .list_audit(&AuditFilter {
+                limit: 100,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        events.reverse();
+        events.into_iter().map(|e| e.at - NOW).collect::<Vec<_>>()
+    };
+
+    let kept = store.purge_expired(NOW, None, 2).await.unwrap();
+    assert_eq!(
+        kept,
+        PurgeReport::default(),
+        "no retention: the trail is kept"
+    );
+    assert_eq!(left().await.len(), 7);
+
+    // Nothing before the cutoff at the head: nothing goes, whatever follows.
+    let none = store.purge_expired(NOW, Some(NOW - 600), 2).await.unwrap();
+    assert_eq!(none.audit_events, 0);
+
+    // The three oldest go; the event at -200 is kept
+    // behind the one at -100, recorded before it.
+    let report = store.purge_expired(NOW, Some(NOW - 150), 2).await.unwrap();
+    assert_eq!(
+        report,
+        PurgeReport {
+            audit_events: 3,
+            ..PurgeReport::default()
+        }
+    );
+    assert_eq!(left().await, [-100, -200, -50, 0]);
+
+    // Once the event at -100 is old enough too, the one behind it goes with it.
+    let later = store.purge_expired(NOW, Some(NOW - 60), 2).await.unwrap();
+    assert_eq!(later.audit_events, 2);
+    assert_eq!(left().await, [-50, 0]);
+
+    // Everything old: the whole trail goes.
+    let all = store.purge_expired(NOW, Some(NOW + 1), 2).await.unwrap();
+    assert_eq!(all.audit_events, 2);
+    assert_eq!(all.total(), 2);
+    assert!(left().await.is_empty());
+}
+
 async fn audit_trail(store: Arc<dyn Store>) {
     let event = |id: i64, user: &str, client: &str, kind: &str| AuditEvent {
         id,
@@ -1278,7 +1357,7 @@ async fn housekeeping_purges_expired_rows(store: Arc<dyn Store>) {
         .await
         .unwrap();
 
-    let report = store.purge_expired(NOW, 2).await.unwrap();
+    let report = store.purge_expired(NOW, None, 2).await.unwrap();
     assert_eq!(
         report,
         PurgeReport {
@@ -1290,11 +1369,12 @@ async fn housekeeping_purges_expired_rows(store: Arc<dyn Store>) {
             client_assertion_jtis: 3,
             revocations: 4,
             grants: 2,
+            audit_events: 0,
         }
     );
     assert_eq!(report.total(), 27);
     assert_eq!(
-        store.purge_expired(NOW, 2).await.unwrap(),
+        store.purge_expired(NOW, None, 2).await.unwrap(),
         PurgeReport::default(),
         "nothing left to purge"
     );
@@ -1375,7 +1455,7 @@ async fn housekeeping_purges_expired_rows(store: Arc<dyn Store>) {
     ));
 
     // The revoked grant goes once its refresh token has expired.
-    let later = store.purge_expired(live, 2).await.unwrap();
+    let later = store.purge_expired(live, None, 2).await.unwrap();
     assert_eq!(later.refresh_tokens, 2);
     assert_eq!(later.grants, 2, "g-rev and the lapsed g-future");
     assert!(store.get_grant("g-rev").await.unwrap().is_none());

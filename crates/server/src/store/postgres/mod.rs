@@ -1191,26 +1191,46 @@ const PURGE: [(&str, &str, &str); 8] = [
     ),
 ];
 
+/// The audit events that go, `$1` being the retention's cutoff and `$2` the batch: of
+/// the `$2` oldest (by id), those before the first one recorded at or after the
+/// cutoff. Each batch reads only its own rows, whatever the trail's size.
+const PURGE_AUDIT: &str = "
+    WITH head AS (SELECT id, at FROM audit_events ORDER BY id LIMIT $2)
+    DELETE FROM audit_events WHERE id IN (
+        SELECT id FROM head
+        WHERE id < COALESCE((SELECT min(id) FROM head WHERE at >= $1), 9223372036854775807))";
+
 #[async_trait]
 impl HousekeepingStore for PostgresStore {
-    async fn purge_expired(&self, now: i64, batch: u32) -> StoreResult<PurgeReport> {
+    async fn purge_expired(
+        &self,
+        now: i64,
+        audit_before: Option<i64>,
+        batch: u32,
+    ) -> StoreResult<PurgeReport> {
         let batch = batch.max(1);
-        let mut counts = [0u64; PURGE.len()];
-        for ((table, condition, order), count) in PURGE.iter().zip(counts.iter_mut()) {
-            // Rows picked by their ctid, the condition checked again at deletion: a row
-            // changed meanwhile is skipped, never deleted against its new state.
-            let sql = format!(
-                "DELETE FROM {table}
-                 WHERE ctid = ANY(ARRAY(
-                     SELECT ctid FROM {table} WHERE {condition} ORDER BY {order} LIMIT $2))
-                 AND {condition}"
-            );
+        let mut counts = [0u64; PURGE.len() + 1];
+        let steps = PURGE
+            .iter()
+            .map(|&(table, condition, order)| {
+                // Rows picked by their ctid, the condition checked again at deletion: a
+                // row changed meanwhile is skipped, never deleted against its new state.
+                let sql = format!(
+                    "DELETE FROM {table}
+                     WHERE ctid = ANY(ARRAY(
+                         SELECT ctid FROM {table} WHERE {condition} ORDER BY {order} LIMIT $2))
+                     AND {condition}"
+                );
+                (table, sql, now)
+            })
+            .chain(audit_before.map(|before| ("audit_events", PURGE_AUDIT.to_owned(), before)));
+        for ((table, sql, time), count) in steps.zip(counts.iter_mut()) {
             let mut pace = PurgePace::new(batch);
             loop {
                 let started = std::time::Instant::now();
                 let limit = pace.size();
                 let done = sqlx::query(&sql)
-                    .bind(now)
+                    .bind(time)
                     .bind(i64::from(limit))
                     .execute(&self.pool)
                     .await
@@ -1232,7 +1252,7 @@ impl HousekeepingStore for PostgresStore {
                     .with_context(|| format!("analysing {table}"))?;
             }
         }
-        let [auth_codes, sessions, refresh_tokens, access_tokens, revoked_jtis, client_assertion_jtis, revocations, grants] =
+        let [auth_codes, sessions, refresh_tokens, access_tokens, revoked_jtis, client_assertion_jtis, revocations, grants, audit_events] =
             counts;
         Ok(PurgeReport {
             auth_codes,
@@ -1243,6 +1263,7 @@ impl HousekeepingStore for PostgresStore {
             client_assertion_jtis,
             revocations,
             grants,
+            audit_events,
         })
     }
 }

@@ -961,34 +961,54 @@ fn iat_from(r: &SqliteRow) -> anyhow::Result<InitialAccessToken> {
 }
 
 /// What [`HousekeepingStore::purge_expired`] deletes, in order (grants last, after
-/// their tokens): each table with the condition on its rows, `?` being `now`.
+/// their tokens): each table with the condition on its rows, `?1` being `now`.
 const PURGE: [(&str, &str); 8] = [
-    ("auth_codes", "expires_at <= ?"),
-    ("sessions", "expires_at <= ?"),
-    ("refresh_tokens", "expires_at <= ?"),
-    ("access_tokens", "expires_at <= ?"),
-    ("revoked_jtis", "expires_at <= ?"),
-    ("client_assertion_jtis", "expires_at <= ?"),
-    ("revocations", "expires_at <= ?"),
+    ("auth_codes", "expires_at <= ?1"),
+    ("sessions", "expires_at <= ?1"),
+    ("refresh_tokens", "expires_at <= ?1"),
+    ("access_tokens", "expires_at <= ?1"),
+    ("revoked_jtis", "expires_at <= ?1"),
+    ("client_assertion_jtis", "expires_at <= ?1"),
+    ("revocations", "expires_at <= ?1"),
     (
         "grants",
-        "(revoked_at IS NOT NULL OR expires_at <= ?)
+        "(revoked_at IS NOT NULL OR expires_at <= ?1)
          AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)
          AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = grants.id)
          AND NOT EXISTS (SELECT 1 FROM auth_codes c WHERE c.grant_id = grants.id)",
     ),
 ];
 
+/// The audit events that go, `?1` being the retention's cutoff and `?2` the batch:
+/// of the `?2` oldest (by rowid), those before the first one recorded at or after the
+/// cutoff. Each batch reads only its own rows, whatever the trail's size.
+const PURGE_AUDIT: &str = "
+    WITH head AS (SELECT rowid AS id, at FROM audit_events ORDER BY rowid LIMIT ?2)
+    DELETE FROM audit_events WHERE rowid IN (
+        SELECT id FROM head
+        WHERE id < IFNULL((SELECT min(id) FROM head WHERE at >= ?1), 9223372036854775807))";
+
 #[async_trait]
 impl HousekeepingStore for SqliteStore {
-    async fn purge_expired(&self, now: i64, batch: u32) -> StoreResult<PurgeReport> {
+    async fn purge_expired(
+        &self,
+        now: i64,
+        audit_before: Option<i64>,
+        batch: u32,
+    ) -> StoreResult<PurgeReport> {
         let batch = batch.max(1);
-        let mut counts = [0u64; PURGE.len()];
-        for ((table, condition), count) in PURGE.iter().zip(counts.iter_mut()) {
-            let sql = format!(
-                "DELETE FROM {table} WHERE rowid IN
-                 (SELECT rowid FROM {table} WHERE {condition} LIMIT ?)"
-            );
+        let mut counts = [0u64; PURGE.len() + 1];
+        let steps = PURGE
+            .iter()
+            .map(|&(table, condition)| {
+                let sql = format!(
+                    "DELETE FROM {table} WHERE rowid IN
+                     (SELECT rowid FROM {table} WHERE {condition} LIMIT ?2)"
+                );
+                (table, sql, now)
+            })
+            .chain(audit_before.map(|before| ("audit_events", PURGE_AUDIT.to_owned(), before)));
+        for ((table, sql, time), count) in steps.zip(counts.iter_mut()) {
             let mut pace = PurgePace::single_writer(batch);
             // PRAGMA data_version changes when another connection commits: the server,
             // when this is `tessera gc` in a process of its own.
@@ -1012,7 +1032,7 @@ impl HousekeepingStore for SqliteStore {
                             .query_row([], |row| row.get(0))?;
                         let deleted = conn
                             .prepare_cached(&statement)?
-                            .execute(rusqlite::params![now, i64::from(limit)])?;
+                            .execute(rusqlite::params![time, i64::from(limit)])?;
                         Ok((deleted, began, version))
                     })
                     .await
@@ -1030,7 +1050,7 @@ impl HousekeepingStore for SqliteStore {
                 last_version = Some(version);
             }
         }
-        let [auth_codes, sessions, refresh_tokens, access_tokens, revoked_jtis, client_assertion_jtis, revocations, grants] =
+        let [auth_codes, sessions, refresh_tokens, access_tokens, revoked_jtis, client_assertion_jtis, revocations, grants, audit_events] =
             counts;
         Ok(PurgeReport {
             auth_codes,
@@ -1041,6 +1061,7 @@ impl HousekeepingStore for SqliteStore {
             client_assertion_jtis,
             revocations,
             grants,
+            audit_events,
         })
     }
 }
