@@ -216,11 +216,7 @@ async fn the_audit_trail_records_who_did_what() {
     let rt = refresh(rt).await;
     // The client revokes through RFC 7009.
     let r = app
-        .post_auth(
-            "/revoke",
-            &client,
-            &[("token", rt.as_str())],
-        )
+        .post_auth("/revoke", &client, &[("token", rt.as_str())])
         .await;
     assert_eq!(r.status(), 200);
     let alice = app

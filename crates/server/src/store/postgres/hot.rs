@@ -148,11 +148,11 @@ pub(super) async fn not_rotated(
 
 /// A refresh's whole write in one statement (one round trip, one commit): the rotation,
 /// and only if it happened, the successor refresh token, the access token (if opaque),
-/// the grant's use time and the audit event, as data-modifying CTEs gated on the
-/// rotated row. A failing part (a duplicate hash) fails the statement, rotation
+/// the grant's use time and the audit event (if any), as data-modifying CTEs gated on
+/// the rotated row. A failing part (a duplicate hash) fails the statement, rotation
 /// included. `None` when the token was not rotated. Needs `then` to carry a refresh
-/// token, the grant's use time and an audit event (what a refresh writes); the caller
-/// falls back to [`rotate_refresh_token`] in a transaction otherwise.
+/// token and the grant's use time (what a refresh writes); the caller falls back to
+/// [`rotate_refresh_token`] in a transaction otherwise.
 pub(super) async fn rotate_refresh_token_in_one(
     conn: &mut PgConnection,
     token_hash: &TokenHash,
@@ -160,16 +160,34 @@ pub(super) async fn rotate_refresh_token_in_one(
     now: i64,
     then: &Issuance,
 ) -> StoreResult<Option<Option<RefreshToken>>> {
-    let (Some(r), Some((grant_id, used_at)), Some(e)) =
-        (&then.refresh_token, &then.grant_used, &then.audit)
-    else {
+    let (Some(r), Some((grant_id, used_at))) = (&then.refresh_token, &then.grant_used) else {
         return Ok(None);
     };
-    let access = if then.access_token.is_some() {
-        ", a AS (INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
-                 SELECT $21, $22, $23, $24, $25, $26, $27, $28, $29 FROM rotated)"
-    } else {
-        ""
+    // The optional parts' parameters follow the fixed ones ($1 to $12), audit event
+    // first.
+    let audit_at = 13;
+    let access_at = if then.audit.is_some() { 21 } else { 13 };
+    let audit = match &then.audit {
+        Some(_) => {
+            let [at, kind, actor, user, name, client, grant, detail] =
+                std::array::from_fn::<_, 8, _>(|i| audit_at + i);
+            format!(
+                ", e AS (INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)
+                   SELECT ${at}, ${kind}, ${actor}, ${user}, COALESCE(${name}, (SELECT username FROM users WHERE id = ${user})), ${client}, ${grant}, ${detail} FROM rotated)"
+            )
+        }
+        None => String::new(),
+    };
+    let access = match &then.access_token {
+        Some(_) => format!(
+            ", a AS (INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
+                 SELECT {} FROM rotated)",
+            (access_at..access_at + 9)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => String::new(),
     };
     let sql = format!(
         "WITH rotated AS (
@@ -179,9 +197,8 @@ pub(super) async fn rotate_refresh_token_in_one(
              RETURNING *),
          r AS (INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at)
                SELECT $4, $5, $6, $7, $8, $9, $10 FROM rotated),
-         t AS (UPDATE grants SET last_used_at = $12 WHERE id = $11 AND EXISTS (SELECT 1 FROM rotated)),
-         e AS (INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)
-               SELECT $13, $14, $15, $16, COALESCE($17, (SELECT username FROM users WHERE id = $16)), $18, $19, $20 FROM rotated)
+         t AS (UPDATE grants SET last_used_at = $12 WHERE id = $11 AND EXISTS (SELECT 1 FROM rotated))
+         {audit}
          {access}
          SELECT * FROM rotated"
     );
@@ -197,15 +214,18 @@ pub(super) async fn rotate_refresh_token_in_one(
         .bind(r.issued_at)
         .bind(r.expires_at)
         .bind(grant_id)
-        .bind(*used_at)
-        .bind(e.at)
-        .bind(&e.kind)
-        .bind(e.actor.as_str())
-        .bind(&e.user_id)
-        .bind(&e.username)
-        .bind(&e.client_id)
-        .bind(&e.grant_id)
-        .bind(&e.detail);
+        .bind(*used_at);
+    if let Some(e) = &then.audit {
+        query = query
+            .bind(e.at)
+            .bind(&e.kind)
+            .bind(e.actor.as_str())
+            .bind(&e.user_id)
+            .bind(&e.username)
+            .bind(&e.client_id)
+            .bind(&e.grant_id)
+            .bind(&e.detail);
+    }
     if let Some(a) = &then.access_token {
         query = query
             .bind(a.token_hash.to_vec())
