@@ -63,21 +63,29 @@ pub(super) async fn touch_grant(conn: &mut PgConnection, id: &str, now: i64) -> 
 
 /// An audit event; a missing username is looked up from the user id.
 pub(super) async fn record_audit(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<()> {
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)
          VALUES ($1, $2, $3, $4, COALESCE($5, (SELECT username FROM users WHERE id = $4)), $6, $7, $8)",
-    )
-    .bind(e.at)
-    .bind(&e.kind)
-    .bind(e.actor.as_str())
-    .bind(&e.user_id)
-    .bind(&e.username)
-    .bind(&e.client_id)
-    .bind(&e.grant_id)
-    .bind(&e.detail)
-    .execute(conn)
-    .await?;
+    );
+    bind_audit(query, e).execute(conn).await?;
     Ok(())
+}
+
+/// Bind an audit event's eight columns, in the order of `audit_events` (`at` to
+/// `detail`), as the next parameters of `query`.
+fn bind_audit<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    e: &'q AuditEvent,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(e.at)
+        .bind(&e.kind)
+        .bind(e.actor.as_str())
+        .bind(&e.user_id)
+        .bind(&e.username)
+        .bind(&e.client_id)
+        .bind(&e.grant_id)
+        .bind(&e.detail)
 }
 
 /// Every part of `issuance`; the caller runs it in a transaction.
@@ -216,15 +224,7 @@ pub(super) async fn rotate_refresh_token_in_one(
         .bind(grant_id)
         .bind(*used_at);
     if let Some(e) = &then.audit {
-        query = query
-            .bind(e.at)
-            .bind(&e.kind)
-            .bind(e.actor.as_str())
-            .bind(&e.user_id)
-            .bind(&e.username)
-            .bind(&e.client_id)
-            .bind(&e.grant_id)
-            .bind(&e.detail);
+        query = bind_audit(query, e);
     }
     if let Some(a) = &then.access_token {
         query = query
