@@ -653,6 +653,25 @@ pub struct PurgeReport {
 }
 
 impl PurgeReport {
+    /// The counts of a purge's steps, in the order every backend runs them: codes,
+    /// sessions, refresh tokens, access tokens, revoked JWT ids, client assertion ids,
+    /// revocation feed entries, grants, audit events.
+    pub(crate) fn from_counts(counts: [u64; 9]) -> Self {
+        let [auth_codes, sessions, refresh_tokens, access_tokens, revoked_jtis, client_assertion_jtis, revocations, grants, audit_events] =
+            counts;
+        Self {
+            auth_codes,
+            sessions,
+            refresh_tokens,
+            access_tokens,
+            revoked_jtis,
+            client_assertion_jtis,
+            revocations,
+            grants,
+            audit_events,
+        }
+    }
+
     /// Rows removed in all.
     pub fn total(&self) -> u64 {
         self.auth_codes

@@ -644,17 +644,23 @@ fn successors(n: &str, at: i64) -> Issuance {
         access_token: Some(opaque(&format!("at-{n}"), "g1")),
         refresh_token: Some(refresh(&format!("rt-{n}"), "g1", NOW + 100)),
         grant_used: Some(("g1".into(), at)),
-        audit: Some(AuditEvent {
-            id: 0,
-            at,
-            kind: "refresh".into(),
-            actor: Actor::Client,
-            user_id: Some("u1".into()),
-            username: None,
-            client_id: Some("c1".into()),
-            grant_id: Some("g1".into()),
-            detail: format!("refresh {n}"),
-        }),
+        audit: Some(refresh_event(at, format!("refresh {n}"))),
+    }
+}
+
+/// The audit event of a refresh of grant g1 (user u1, client c1), its username left
+/// for the store to look up.
+fn refresh_event(at: i64, detail: String) -> AuditEvent {
+    AuditEvent {
+        id: 0,
+        at,
+        kind: "refresh".into(),
+        actor: Actor::Client,
+        user_id: Some("u1".into()),
+        username: None,
+        client_id: Some("c1".into()),
+        grant_id: Some("g1".into()),
+        detail,
     }
 }
 
@@ -971,17 +977,7 @@ async fn housekeeping_purges_audit_events_past_retention(store: Arc<dyn Store>) 
     ];
     for (i, at) in ats.iter().enumerate() {
         store
-            .record_audit(&AuditEvent {
-                id: 0,
-                at: *at,
-                kind: "refresh".into(),
-                actor: Actor::Client,
-                user_id: Some("u1".into()),
-                username: None,
-                client_id: Some("c1".into()),
-                grant_id: Some("g1".into()),
-                detail: format!("event {i}"),
-            })
+            .record_audit(&refresh_event(*at, format!("event {i}")))
             .await
             .unwrap();
     }

@@ -1252,18 +1252,6 @@ impl HousekeepingStore for PostgresStore {
                     .with_context(|| format!("analysing {table}"))?;
             }
         }
-        let [auth_codes, sessions, refresh_tokens, access_tokens, revoked_jtis, client_assertion_jtis, revocations, grants, audit_events] =
-            counts;
-        Ok(PurgeReport {
-            auth_codes,
-            sessions,
-            refresh_tokens,
-            access_tokens,
-            revoked_jtis,
-            client_assertion_jtis,
-            revocations,
-            grants,
-            audit_events,
-        })
+        Ok(PurgeReport::from_counts(counts))
     }
 }

@@ -1050,19 +1050,7 @@ impl HousekeepingStore for SqliteStore {
                 last_version = Some(version);
             }
         }
-        let [auth_codes, sessions, refresh_tokens, access_tokens, revoked_jtis, client_assertion_jtis, revocations, grants, audit_events] =
-            counts;
-        Ok(PurgeReport {
-            auth_codes,
-            sessions,
-            refresh_tokens,
-            access_tokens,
-            revoked_jtis,
-            client_assertion_jtis,
-            revocations,
-            grants,
-            audit_events,
-        })
+        Ok(PurgeReport::from_counts(counts))
     }
 }
 
