@@ -31,6 +31,7 @@ sqlite_explain() {
     now=$(date +%s)
     # The tokens of grant 500 (the sqlite3 shell has no sha256()).
     rt="x'$(printf 'rt%041d' 500 | sha256sum | cut -c1-64)'"
+    local rt_chain="x'$(printf 'rt%041d' 500 | sha256sum | cut -c1-32)'"
     at="x'$(printf 'at%041d' 500 | sha256sum | cut -c1-64)'"
     local sub=${IN_GRANTS//:now/$now}
     local ex_rt ex_at
@@ -41,20 +42,20 @@ sqlite_explain() {
 .timer on
 .print '-- rotate_refresh_token, as the store runs it (in a transaction, rolled back)'
 BEGIN;
-EXPLAIN QUERY PLAN UPDATE refresh_tokens SET used_at = $now
- WHERE token_hash = $rt AND client_id = '$APP_ID' AND used_at IS NULL AND expires_at > $now
+EXPLAIN QUERY PLAN UPDATE refresh_tokens SET prev_hash = token_hash, rotated_at = $now
+ WHERE chain = $rt_chain AND token_hash = $rt AND client_id = '$APP_ID' AND expires_at > $now
    AND $sub RETURNING *;
-UPDATE refresh_tokens SET used_at = $now
- WHERE token_hash = $rt AND client_id = '$APP_ID' AND used_at IS NULL AND expires_at > $now
+UPDATE refresh_tokens SET prev_hash = token_hash, rotated_at = $now
+ WHERE chain = $rt_chain AND token_hash = $rt AND client_id = '$APP_ID' AND expires_at > $now
    AND $sub RETURNING grant_id;
 ROLLBACK;
 .print '-- the same with a correlated EXISTS'
 BEGIN;
-EXPLAIN QUERY PLAN UPDATE refresh_tokens SET used_at = $now
- WHERE token_hash = $rt AND client_id = '$APP_ID' AND used_at IS NULL AND expires_at > $now
+EXPLAIN QUERY PLAN UPDATE refresh_tokens SET prev_hash = token_hash, rotated_at = $now
+ WHERE chain = $rt_chain AND token_hash = $rt AND client_id = '$APP_ID' AND expires_at > $now
    AND $ex_rt RETURNING *;
-UPDATE refresh_tokens SET used_at = $now
- WHERE token_hash = $rt AND client_id = '$APP_ID' AND used_at IS NULL AND expires_at > $now
+UPDATE refresh_tokens SET prev_hash = token_hash, rotated_at = $now
+ WHERE chain = $rt_chain AND token_hash = $rt AND client_id = '$APP_ID' AND expires_at > $now
    AND $ex_rt RETURNING grant_id;
 ROLLBACK;
 .print '-- find_active_access_token (introspection), as the store runs it'
@@ -78,6 +79,7 @@ pg_explain() {
     local now rt at sub ex_rt ex_at
     now=$(date +%s)
     rt="sha256(convert_to('rt' || lpad('500', 41, '0'), 'UTF8'))"
+    local rt_chain="substring($rt FROM 1 FOR 16)"
     at="sha256(convert_to('at' || lpad('500', 41, '0'), 'UTF8'))"
     sub=${IN_GRANTS//:now/$now}
     ex_rt=$(printf "$EXISTS_GRANT" refresh_tokens)
@@ -86,8 +88,8 @@ pg_explain() {
     bench_psql "$STORE_URL" <<EOF
 \\echo '-- rotate_refresh_token, as the store runs it (rolled back)'
 BEGIN;
-EXPLAIN (ANALYZE, COSTS OFF) UPDATE refresh_tokens SET used_at = $now
- WHERE token_hash = $rt AND client_id = '$APP_ID' AND used_at IS NULL AND expires_at > $now
+EXPLAIN (ANALYZE, COSTS OFF) UPDATE refresh_tokens SET prev_hash = token_hash, rotated_at = $now
+ WHERE chain = $rt_chain AND token_hash = $rt AND client_id = '$APP_ID' AND expires_at > $now
    AND $sub RETURNING *;
 ROLLBACK;
 \\echo '-- find_active_access_token (introspection), as the store runs it'
@@ -114,7 +116,7 @@ pg_explain_purge() {
          AND NOT EXISTS (SELECT 1 FROM auth_codes c WHERE c.grant_id = grants.id)"
     bench_psql "$STORE_URL" <<EOF
 DELETE FROM auth_codes WHERE expires_at <= $now;
-DELETE FROM refresh_tokens WHERE expires_at <= $now;
+DELETE FROM refresh_tokens WHERE purge_at <= $now;
 DELETE FROM access_tokens WHERE expires_at <= $now;
 \\echo '-- housekeeping, grants step, one batch of 1000, as the store runs it (rolled back)'
 \\echo '-- (grants.id is COLLATE "C", the grant_id columns of the token tables are not)'

@@ -40,11 +40,15 @@ SELECT sha256(convert_to('ac' || lpad(i::text, 41, '0'), 'UTF8')), md5('g' || i)
 FROM generate_series(:lo, :hi) i
 WHERE :codes;
 
-INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at,
-                            expires_at, used_at)
-SELECT sha256(convert_to('rt' || lpad(i::text, 41, '0'), 'UTF8')), md5('g' || i),
-       :'client', md5('u' || i), :'scope', :now - 3600 - i % 86400, :rt_exp - i % 86400, NULL
-FROM generate_series(:lo, :hi) i;
+-- One chain per grant; the token's key is its whole SHA-256 (a 43-character token),
+-- so the chain id is the key's first 16 bytes.
+INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at,
+                            expires_at, purge_at)
+SELECT substring(h FROM 1 FOR 16), h, md5('g' || i), :'client', md5('u' || i), :'scope',
+       :now - 3600 - i % 86400, :rt_exp - i % 86400,
+       (:rt_exp - i % 86400 + 86399) / 86400 * 86400
+FROM generate_series(:lo, :hi) i,
+     LATERAL (SELECT sha256(convert_to('rt' || lpad(i::text, 41, '0'), 'UTF8')) AS h) k;
 
 INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience,
                            issued_at, expires_at)

@@ -32,10 +32,13 @@ SELECT sha256('ac' || printf('%041d', i)), gid, :client, uid, :redirect_uri, 1, 
 FROM fill_range
 WHERE :codes;
 
-INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at,
-                            expires_at, used_at)
-SELECT sha256('rt' || printf('%041d', i)), gid, :client, uid, :scope,
-       :now - 3600 - i % 86400, :rt_exp - i % 86400, NULL
+-- One chain per grant; the token's key is its whole SHA-256 (a 43-character token),
+-- so the chain id is the key's first 16 bytes.
+INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at,
+                            expires_at, purge_at)
+SELECT substr(sha256('rt' || printf('%041d', i)), 1, 16), sha256('rt' || printf('%041d', i)),
+       gid, :client, uid, :scope, :now - 3600 - i % 86400, :rt_exp - i % 86400,
+       (:rt_exp - i % 86400 + 86399) / 86400 * 86400
 FROM fill_range;
 
 INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience,

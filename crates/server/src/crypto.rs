@@ -105,6 +105,66 @@ pub fn hash_secret(secret: &str) -> TokenHash {
     out
 }
 
+/// Bytes of a refresh token's chain id: 8 bytes that grow with time (nanoseconds since
+/// the epoch, big-endian), then 8 random bytes.
+pub const CHAIN_LEN: usize = 16;
+/// The id of a refresh token chain: every token that rotation makes from one refresh
+/// token carries the id of the first ([`chained_token`]).
+pub type ChainId = [u8; CHAIN_LEN];
+/// Bytes of a [`chained_token`] before BASE64URL: the chain id, then 32 random bytes.
+const CHAINED_LEN: usize = CHAIN_LEN + 32;
+/// Characters of a [`chained_token`]: 48 bytes in BASE64URL without padding.
+const CHAINED_TEXT_LEN: usize = 64;
+
+/// The id of a new refresh token chain. Its 8 random bytes keep it unguessable: the
+/// id is half of every token of the chain, and presenting a token with the id of a
+/// chain but not its current secret revokes the chain's grant (reuse detection).
+pub fn new_chain() -> ChainId {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut id = [0u8; CHAIN_LEN];
+    id[..8].copy_from_slice(&nanos.to_be_bytes());
+    fill_random(&mut id[8..]);
+    id
+}
+
+/// A refresh token of the chain `chain`: the chain id followed by 32 random bytes (256
+/// bits, the whole secret), BASE64URL without padding (64 characters).
+pub fn chained_token(chain: &ChainId) -> String {
+    let mut buf = [0u8; CHAINED_LEN];
+    buf[..CHAIN_LEN].copy_from_slice(chain);
+    fill_random(&mut buf[CHAIN_LEN..]);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// The key of a refresh token: for a [`chained_token`], its chain id followed by the
+/// first 16 bytes of the SHA-256 of its text (finding a text for a stored key means
+/// inverting SHA-256: 2^128 work); for a token minted before chains, its
+/// [`hash_secret`]. Either way the first [`CHAIN_LEN`] bytes are the id of the token's
+/// chain ([`chain_of`]): the chain of an older token is the one it started.
+pub fn refresh_key(token: &str) -> TokenHash {
+    // Room for base64's estimate of 64 characters (50 bytes); 64 decode to 48.
+    let mut raw = [0u8; CHAINED_LEN + 2];
+    let chained = token.len() == CHAINED_TEXT_LEN
+        && URL_SAFE_NO_PAD.decode_slice(token, &mut raw) == Ok(CHAINED_LEN);
+    if !chained {
+        return hash_secret(token);
+    }
+    let d = digest::digest(&digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out[..CHAIN_LEN].copy_from_slice(&raw[..CHAIN_LEN]);
+    out[CHAIN_LEN..].copy_from_slice(&d.as_ref()[..32 - CHAIN_LEN]);
+    out
+}
+
+/// The chain id in a refresh token's key ([`refresh_key`]).
+pub fn chain_of(key: &TokenHash) -> ChainId {
+    let mut id = [0u8; CHAIN_LEN];
+    id.copy_from_slice(&key[..CHAIN_LEN]);
+    id
+}
+
 /// Compare two byte strings in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
@@ -232,6 +292,28 @@ mod tests {
         let not_base64 = "!".repeat(54);
         let d = digest::digest(&digest::SHA256, not_base64.as_bytes());
         assert_eq!(&hash_secret(&not_base64)[..], d.as_ref());
+    }
+
+    #[test]
+    fn chained_tokens_carry_their_chain_in_their_key() {
+        let chain = new_chain();
+        let (first, second) = (chained_token(&chain), chained_token(&chain));
+        assert_eq!(first.len(), 64, "{first}");
+        assert_ne!(first, second);
+        let (a, b) = (refresh_key(&first), refresh_key(&second));
+        assert_eq!(chain_of(&a), chain);
+        assert_eq!(chain_of(&b), chain);
+        assert_ne!(a, b, "the tokens of one chain have keys of their own");
+        let d = digest::digest(&digest::SHA256, first.as_bytes());
+        assert_eq!(&a[CHAIN_LEN..], &d.as_ref()[..16]);
+        assert_ne!(chain_of(&refresh_key(&chained_token(&new_chain()))), chain);
+        // A token minted before chains keeps its key; its chain is the key's start.
+        let older = ordered_token();
+        assert_eq!(refresh_key(&older), hash_secret(&older));
+        let oldest = random_token();
+        assert_eq!(refresh_key(&oldest), hash_secret(&oldest));
+        let not_base64 = "!".repeat(64);
+        assert_eq!(refresh_key(&not_base64), hash_secret(&not_base64));
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub async fn handle(
     let (refresh, refresh_row) = if client.allows_grant(GrantType::RefreshToken) {
         let (token, row) = mint_refresh_token(
             state,
+            None,
             &record.grant_id,
             client,
             Some(&record.user_id),

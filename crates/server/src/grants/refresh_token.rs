@@ -1,12 +1,14 @@
 //! The refresh token grant (RFC 6749 §6) with rotation on every use and reuse
-//! detection (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): presenting a rotated token again
-//! revokes the whole family, unless it comes within the configured grace period. The
-//! audit trail records a grant's first rotation in each `audit.refresh_interval`.
+//! detection (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): presenting any earlier token of a
+//! chain again revokes the whole family, unless it is the token just rotated and comes
+//! within the configured grace period. A rotation replaces the chain's current token
+//! in place ([`crate::store::RefreshToken`]); the grant's use time and the audit trail
+//! record a chain's first rotation in each `audit.refresh_interval`.
 
 use axum::response::Response;
 use tessera_protocol::Scope;
 
-use crate::crypto::hash_secret;
+use crate::crypto::{chain_of, refresh_key};
 use crate::error::{OAuthError, Result};
 use crate::revocation::revoke_grant;
 use crate::state::AppState;
@@ -20,7 +22,7 @@ pub async fn handle(
     requested: Option<&Scope>,
 ) -> Result<Response> {
     let now = state.clock.now();
-    let hash = hash_secret(token);
+    let hash = refresh_key(token);
     // A token's grant, user and scope never change, nor does when a grant lapses, so
     // reading them (in one read) before the rotation is race-free; it lets the
     // successor tokens be written in the rotation's own transaction (one commit per
@@ -56,35 +58,38 @@ pub async fn handle(
             not_after,
         },
     )?;
-    let (refresh, refresh_row) = mint_refresh_token(
+    // The successor continues the chain: it replaces the current token in the chain's
+    // row, and every earlier token of the chain is recognised as used by the chain id.
+    let (mut refresh, refresh_row) = mint_refresh_token(
         state,
+        Some(chain_of(&current.token_hash)),
         &current.grant_id,
         client,
         user_id,
         &current.scope,
         not_after,
     );
-    let issuance = Issuance {
+    // The chain's first rotation in this period of `audit.refresh_interval` (the token
+    // presented was issued by the chain's previous token request) leaves its mark on
+    // the grant: its use time and an audit event. In between, the grant's last use is
+    // read from its chains' rows ([`crate::store::Grant::last_used_at`]), so that a
+    // rotation writes no more than the chain's row and the access token.
+    let marks = state.config.audit.records_refresh(current.issued_at, now);
+    let mut issuance = Issuance {
         access_token: access_row,
         refresh_token: Some(refresh_row),
-        grant_used: Some((current.grant_id.clone(), now)),
-        // The grant's first rotation in this period of `audit.refresh_interval`: the
-        // token presented was issued by the grant's previous token request.
-        audit: state
-            .config
-            .audit
-            .records_refresh(current.issued_at, now)
-            .then(|| AuditEvent {
-                id: 0,
-                at: now,
-                kind: "refresh".into(),
-                actor: Actor::Client,
-                user_id: current.user_id.clone(),
-                username: None,
-                client_id: Some(client.id.clone()),
-                grant_id: Some(current.grant_id.clone()),
-                detail: format!("tokens refreshed ({scope})"),
-            }),
+        grant_used: marks.then(|| (current.grant_id.clone(), now)),
+        audit: marks.then(|| AuditEvent {
+            id: 0,
+            at: now,
+            kind: "refresh".into(),
+            actor: Actor::Client,
+            user_id: current.user_id.clone(),
+            username: None,
+            client_id: Some(client.id.clone()),
+            grant_id: Some(current.grant_id.clone()),
+            detail: format!("tokens refreshed ({scope})"),
+        }),
     };
     match state
         .store
@@ -112,6 +117,20 @@ pub async fn handle(
                     "the refresh token has already been used".into(),
                 ));
             }
+            // A race of the client with itself within the grace period: the token
+            // it gets starts a chain of its own, next to the one the first request
+            // continued.
+            let (token, row) = mint_refresh_token(
+                state,
+                None,
+                &current.grant_id,
+                client,
+                user_id,
+                &current.scope,
+                not_after,
+            );
+            refresh = token;
+            issuance.refresh_token = Some(row);
             state.store.issue_tokens(&issuance).await?;
         }
         Rotation::Invalid => return Err(invalid()),

@@ -211,7 +211,11 @@ pub struct Grant {
     pub created_at: i64,
     /// When the person's time-limited consent lapses; `None` lasts until revoked.
     pub expires_at: Option<i64>,
-    /// When a token was last issued under the grant.
+    /// When a token was last issued under the grant: the later of the time recorded
+    /// on the grant (at a code's redemption, and at a rotation once per
+    /// `audit.refresh_interval`) and the issue times of its refresh token chains'
+    /// current tokens, as the store reads it. Exact while the grant has a refresh
+    /// token chain; once the chains are gone, within that interval.
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
 }
@@ -319,25 +323,50 @@ pub enum CodeConsumption {
     Unknown,
 }
 
+/// A refresh token chain: the tokens that rotation makes, one after the other, from
+/// the refresh token a grant's token request issued. The store keeps one row per chain,
+/// for its current token (RFC 9700 §4.14.2: a chain's earlier tokens are refused, and
+/// presenting one is reuse), so a grant refreshed every few minutes does not leave a
+/// row per rotation behind. Every token of a chain has a key that starts with the
+/// chain's id ([`crate::crypto::refresh_key`]), which is how an earlier token is
+/// recognised without a row of its own.
 #[derive(Debug, Clone)]
 pub struct RefreshToken {
+    /// The key of the chain's current token; its first
+    /// [`crate::crypto::CHAIN_LEN`] bytes are the chain's id.
     pub token_hash: TokenHash,
     pub grant_id: String,
     pub client_id: String,
     pub user_id: Option<String>,
     pub scope: Scope,
+    /// When the current token was issued, and when it expires.
     pub issued_at: i64,
     pub expires_at: i64,
+    /// Of the token that was presented, when read by its key: `None` if it is the
+    /// chain's current token; when it was rotated if it is the one before (all that
+    /// the grace period needs); `Some(0)` if it is older.
     pub used_at: Option<i64>,
+}
+
+impl RefreshToken {
+    /// When the store may delete the chain's row: its current token's expiry rounded
+    /// up to a whole day (UTC), so that the index of these times changes at most once
+    /// a day per chain instead of at every rotation. Housekeeping deletes the row at
+    /// most a day after the token expired; the token is refused from its expiry.
+    pub fn purge_at(&self) -> i64 {
+        const DAY: i64 = 86_400;
+        (self.expires_at.saturating_add(DAY - 1)).div_euclid(DAY) * DAY
+    }
 }
 
 /// What happened when a refresh token was presented for rotation.
 #[derive(Debug)]
 pub enum Rotation {
-    /// This call marked the token used; no other call ever will.
+    /// This call rotated the token; no other call ever will. The chain as it is after.
     Rotated(RefreshToken),
-    /// The token had been used at `used_at` already. Whether that is reuse (revoke the
-    /// family) or a race within the grace period is the caller's decision.
+    /// The token is one of the chain's earlier ones (`used_at` says which). Whether
+    /// that is reuse (revoke the family) or a race within the grace period is the
+    /// caller's decision.
     AlreadyUsed(RefreshToken),
     /// Unknown, issued to another client, expired or of a revoked grant.
     Invalid,
@@ -504,17 +533,24 @@ pub trait CodeStore: Send + Sync {
     ) -> StoreResult<CodeConsumption>;
 }
 
+/// Refresh tokens, one row per chain ([`RefreshToken`]). Every method takes the key
+/// of the token presented ([`crate::crypto::refresh_key`]) and finds its chain by the
+/// key's first [`crate::crypto::CHAIN_LEN`] bytes.
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync {
+    /// Start a chain with its first token.
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
-    /// Mark a refresh token of `client_id` used, atomically: among concurrent calls
-    /// exactly one gets `Rotated`. Expired tokens and tokens of revoked grants are
-    /// `Invalid` and stay unused.
+    /// Rotate the chain of a refresh token of `client_id`, if the token is the chain's
+    /// current one, atomically: among concurrent calls exactly one gets `Rotated`.
+    /// Expired tokens and tokens of revoked grants are `Invalid` and stay current.
+    /// The chain's earlier tokens are `AlreadyUsed`.
     ///
     /// `then` is written in the same transaction as the rotation, and only if this call
     /// rotated the token (as [`GrantStore::issue_tokens`]): the successor tokens are
-    /// durable exactly when the old token is spent. If writing `then` fails, the token
-    /// stays unused and the error is returned.
+    /// durable exactly when the old token is spent. A successor refresh token of the
+    /// same chain becomes the chain's current token in place; with none, the chain is
+    /// left with no current token (one of another chain starts that chain). If writing
+    /// `then` fails, the token stays current and the error is returned.
     async fn rotate_refresh_token(
         &self,
         token_hash: &TokenHash,
@@ -522,17 +558,18 @@ pub trait RefreshTokenStore: Send + Sync {
         now: i64,
         then: &Issuance,
     ) -> StoreResult<Rotation>;
-    /// A refresh token that is unused, unexpired and of an active grant.
+    /// The chain, if the token is its current one, unexpired and of an active grant.
     async fn find_active_refresh_token(
         &self,
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<RefreshToken>>;
-    /// Any refresh token with this hash, whatever its state.
+    /// The token's chain, whatever its state, if the token is the chain's current one
+    /// or an earlier one.
     async fn find_refresh_token(&self, token_hash: &TokenHash)
         -> StoreResult<Option<RefreshToken>>;
-    /// Any refresh token with this hash, whatever its state, with when its grant
-    /// lapses, in one read (what a rotation needs before it starts).
+    /// As [`Self::find_refresh_token`], with when the chain's grant lapses, in one
+    /// read (what a rotation needs before it starts).
     async fn view_refresh_token(
         &self,
         token_hash: &TokenHash,

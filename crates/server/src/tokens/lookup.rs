@@ -3,7 +3,7 @@
 use tessera_protocol::IntrospectionResponse;
 
 use super::AccessClaims;
-use crate::crypto::hash_secret;
+use crate::crypto::{hash_secret, refresh_key};
 use crate::error::Result;
 use crate::state::AppState;
 use crate::store::{AccessTokenView, RefreshToken};
@@ -44,7 +44,7 @@ pub async fn find(state: &AppState, token: &str, hint: Option<&str>) -> Result<O
     let refresh_first = hint == Some("refresh_token");
     for refresh in [refresh_first, !refresh_first] {
         if refresh {
-            if let Some(t) = state.store.find_refresh_token(&hash).await? {
+            if let Some(t) = state.store.find_refresh_token(&refresh_key(token)).await? {
                 return Ok(Some(Found::Refresh(t)));
             }
         } else if let Some(v) = state
@@ -113,7 +113,7 @@ pub async fn introspect(
         }
         Found::Refresh(_) => match state
             .store
-            .find_active_refresh_token(&hash_secret(token), now)
+            .find_active_refresh_token(&refresh_key(token), now)
             .await?
         {
             Some(t) => {

@@ -11,7 +11,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_protocol::{Scope, TokenResponse};
 
-use crate::crypto::{hash_secret, ordered_token, random_string};
+use crate::crypto::{
+    chained_token, hash_secret, new_chain, ordered_token, random_string, refresh_key, ChainId,
+};
 use crate::error::Result;
 use crate::state::AppState;
 use crate::store::{Client, OpaqueAccessToken, RefreshToken, TokenFormat};
@@ -124,10 +126,12 @@ pub fn mint_access_token(
     ))
 }
 
-/// Mint a refresh token of `grant_id`: the token, and the row (its hash) that the
-/// caller must store before handing it out.
+/// Mint a refresh token of `grant_id`: the token, and the row (its key) that the
+/// caller must store before handing it out. `chain` is the chain a rotation continues;
+/// `None` starts a new one.
 pub fn mint_refresh_token(
     state: &AppState,
+    chain: Option<ChainId>,
     grant_id: &str,
     client: &Client,
     user_id: Option<&str>,
@@ -135,10 +139,10 @@ pub fn mint_refresh_token(
     not_after: Option<i64>,
 ) -> (String, RefreshToken) {
     let now = state.clock.now();
-    let token = ordered_token();
+    let token = chained_token(&chain.unwrap_or_else(new_chain));
     let configured = now + state.config.tokens.refresh_token_ttl.as_secs() as i64;
     let row = RefreshToken {
-        token_hash: hash_secret(&token),
+        token_hash: refresh_key(&token),
         grant_id: grant_id.to_owned(),
         client_id: client.id.clone(),
         user_id: user_id.map(str::to_owned),

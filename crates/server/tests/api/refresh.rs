@@ -5,6 +5,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::{json, Value};
 use tessera_protocol::GrantType;
+use tessera_server::clock::Clock;
 use tessera_server::store::TokenFormat;
 
 use crate::helpers::*;
@@ -406,54 +407,144 @@ async fn unknown_or_missing_refresh_token_is_refused() {
     assert_eq!(s(&body, "error_description"), "refresh_token is required");
 }
 
-/// Refresh tokens are minted with a time-ordered id (54 characters) and stored under
-/// a key that sorts by it; a token stored under the whole SHA-256 of its text (every
-/// token minted before ordered ids, 43 characters) still rotates, and its reuse is
-/// still detected (OAuth 2.1 §4.3.1).
+/// Refresh tokens minted before chains (54 characters: time-ordered id and 32 random
+/// bytes; 43 characters: keyed by their whole SHA-256) rotate into a chain of their
+/// own, and presenting one again is still reuse.
 #[tokio::test]
-async fn refresh_tokens_stored_under_their_whole_sha256_still_rotate() {
-    use aws_lc_rs::digest;
-    use tessera_server::crypto::{hash_secret, random_token};
+async fn refresh_tokens_minted_before_chains_still_rotate() {
+    use tessera_server::crypto::{hash_secret, ordered_token, random_token, refresh_key};
+
+    let app = spawn_app().await;
+    let client = app.standard().await;
+    for legacy in [ordered_token(), random_token()] {
+        let first = app.tokens_for(&client, FULL).await;
+        let minted = s(&first, "refresh_token");
+        // The same grant's token, stored under a key of the older kind.
+        let mut row = app
+            .state
+            .store
+            .find_refresh_token(&refresh_key(minted))
+            .await
+            .expect("store")
+            .expect("the minted token is stored under its key");
+        row.token_hash = hash_secret(&legacy);
+        app.state
+            .store
+            .insert_refresh_token(&row)
+            .await
+            .expect("store");
+
+        let second = success(refresh(&app, &client, &legacy, None).await).await;
+        assert_eq!(s(&second, "refresh_token").len(), 64);
+        assert_eq!(s(&second, "scope"), FULL);
+        // Presenting the rotated token again revokes the family (RFC 9700 §4.14.2).
+        let body = failure(
+            refresh(&app, &client, &legacy, None).await,
+            400,
+            "invalid_grant",
+        )
+        .await;
+        assert!(
+            s(&body, "error_description").contains("already been used"),
+            "body: {body}"
+        );
+        assert_eq!(
+            app.introspect(&client, s(&second, "refresh_token")).await,
+            json!({"active": false})
+        );
+    }
+}
+
+/// Every token of a chain carries the chain's id; the store keeps the current one
+/// only, and any earlier one presented (not only the one just before) is reuse: the
+/// family is revoked (RFC 9700 §4.14.2).
+#[tokio::test]
+async fn every_earlier_token_of_a_chain_is_reuse() {
+    use base64::Engine;
 
     let app = spawn_app().await;
     let client = app.standard().await;
     let first = app.tokens_for(&client, FULL).await;
-    let minted = s(&first, "refresh_token");
-    assert_eq!(minted.len(), 54, "8-byte id and 32 random bytes: {minted}");
+    let mut tokens = vec![s(&first, "refresh_token").to_owned()];
+    for _ in 0..3 {
+        let next = success(refresh(&app, &client, tokens.last().unwrap(), None).await).await;
+        tokens.push(s(&next, "refresh_token").to_owned());
+    }
+    let chain = |t: &str| {
+        assert_eq!(t.len(), 64, "{t}");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t)
+            .unwrap()[..16]
+            .to_vec()
+    };
+    assert!(
+        tokens.iter().all(|t| chain(t) == chain(&tokens[0])),
+        "one chain id: {tokens:?}"
+    );
+    let current = tokens.last().unwrap();
+    assert_eq!(app.introspect(&client, current).await["active"], true);
+    for old in &tokens[..3] {
+        assert_eq!(
+            app.introspect(&client, old).await,
+            json!({"active": false}),
+            "an earlier token is inactive"
+        );
+    }
 
-    // The same token family, under a key of the older kind.
-    let mut row = app
-        .state
-        .store
-        .find_refresh_token(&hash_secret(minted))
-        .await
-        .expect("store")
-        .expect("the minted token is stored under its key");
-    let legacy = random_token();
-    assert_eq!(legacy.len(), 43);
-    row.token_hash
-        .copy_from_slice(digest::digest(&digest::SHA256, legacy.as_bytes()).as_ref());
-    app.state
-        .store
-        .insert_refresh_token(&row)
-        .await
-        .expect("store");
-
-    let second = success(refresh(&app, &client, &legacy, None).await).await;
-    assert_eq!(s(&second, "refresh_token").len(), 54);
-    assert_eq!(s(&second, "scope"), FULL);
-    // Presenting the rotated token again revokes the family (RFC 9700 §4.14.2).
+    // The first token, three rotations back.
     let body = failure(
-        refresh(&app, &client, &legacy, None).await,
+        refresh(&app, &client, &tokens[0], None).await,
         400,
         "invalid_grant",
     )
     .await;
-    assert!(body["error_description"].is_string(), "body: {body}");
-    assert_eq!(
-        app.introspect(&client, s(&second, "refresh_token")).await,
-        json!({"active": false})
+    assert!(
+        s(&body, "error_description").contains("already been used"),
+        "body: {body}"
     );
+    let body = failure(
+        refresh(&app, &client, current, None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert!(
+        s(&body, "error_description").contains("revoked"),
+        "body: {body}"
+    );
+}
+
+/// A rotation writes the chain's row and not the grant's (but once a day), yet the
+/// grant's last use, as the connected apps page shows it, is that of the latest
+/// rotation.
+#[tokio::test]
+async fn a_grants_last_use_is_its_latest_rotation() {
+    use tessera_server::crypto::refresh_key;
+
+    let app = spawn_app().await;
+    let client = app.standard().await;
+    let mut rt = s(&app.tokens_for(&client, FULL).await, "refresh_token").to_owned();
+    let grant_id = app
+        .state
+        .store
+        .find_refresh_token(&refresh_key(&rt))
+        .await
+        .expect("store")
+        .expect("stored")
+        .grant_id;
+    for _ in 0..3 {
+        app.clock.advance(100);
+        let next = success(refresh(&app, &client, &rt, None).await).await;
+        rt = s(&next, "refresh_token").to_owned();
+        let grant = app
+            .state
+            .store
+            .get_grant(&grant_id)
+            .await
+            .expect("store")
+            .expect("the grant");
+        assert_eq!(grant.last_used_at, Some(app.clock.now()));
+    }
 }
 
 /// The kinds of the audit events recorded for the test user, oldest first.

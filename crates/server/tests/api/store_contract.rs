@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use tessera_protocol::{GrantType, RedirectUri, Scope};
-use tessera_server::crypto::{hash_secret, random_string};
+use tessera_server::crypto::{
+    chained_token, hash_secret, new_chain, random_string, refresh_key, ChainId,
+};
 use tessera_server::store::*;
 
 /// A store under test and what to clean up afterwards.
@@ -92,6 +94,7 @@ contract!(
     grants_and_feed,
     codes_are_single_use,
     refresh_rotation_is_single_use,
+    refresh_chains_rotate_in_place_and_know_their_earlier_tokens,
     rotation_writes_its_successors_or_nothing,
     issuance_is_all_or_nothing,
     access_tokens_and_jtis,
@@ -106,6 +109,7 @@ contract!(
 );
 
 const NOW: i64 = 1_800_000_000;
+const DAY: i64 = 86_400;
 
 fn scope(s: &str) -> Scope {
     Scope::parse(s).unwrap()
@@ -496,6 +500,134 @@ fn refresh(hash: &str, grant_id: &str, expires_at: i64) -> RefreshToken {
         expires_at,
         used_at: None,
     }
+}
+
+/// A token of the refresh token chain `chain` (of grant g1, client c1): its key and row.
+fn chained(chain: &ChainId, issued_at: i64, expires_at: i64) -> (TokenHash, RefreshToken) {
+    let key = refresh_key(&chained_token(chain));
+    let row = RefreshToken {
+        token_hash: key,
+        issued_at,
+        ..refresh("unused", "g1", expires_at)
+    };
+    (key, row)
+}
+
+/// Rotate `key` at `now` with `next` as its successor.
+async fn rotate(
+    store: &dyn Store,
+    key: &TokenHash,
+    client: &str,
+    now: i64,
+    next: Option<RefreshToken>,
+) -> Rotation {
+    let then = Issuance {
+        refresh_token: next,
+        ..Issuance::default()
+    };
+    store
+        .rotate_refresh_token(key, client, now, &then)
+        .await
+        .unwrap()
+}
+
+/// RFC 9700 §4.14.2 with one row per chain: a successor of the same chain replaces the
+/// current token in place, and every earlier token of the chain (by its chain id) is
+/// recognised as used, however old.
+async fn refresh_chains_rotate_in_place_and_know_their_earlier_tokens(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    let store = store.as_ref();
+    let chain = new_chain();
+    let (k0, first) = chained(&chain, NOW, NOW + 100);
+    let first_purge = first.purge_at();
+    store.insert_refresh_token(&first).await.unwrap();
+    // The second token expires a day later than the first.
+    let (k1, second) = chained(&chain, NOW + 10, NOW + 10 + DAY);
+    match rotate(store, &k0, "c1", NOW + 10, Some(second)).await {
+        Rotation::Rotated(t) => {
+            assert_eq!(
+                t.token_hash, k1,
+                "the successor is the chain's current token"
+            );
+            assert_eq!((t.issued_at, t.expires_at), (NOW + 10, NOW + 10 + DAY));
+        }
+        other => panic!("{other:?}"),
+    }
+    let (k2, third) = chained(&chain, NOW + 20, NOW + 20 + DAY);
+    assert!(matches!(
+        rotate(store, &k1, "c1", NOW + 20, Some(third)).await,
+        Rotation::Rotated(_)
+    ));
+
+    // Only the current token is active; any token of the chain finds the chain.
+    for (key, active) in [(&k0, false), (&k1, false), (&k2, true)] {
+        let found = store
+            .find_active_refresh_token(key, NOW + 30)
+            .await
+            .unwrap();
+        assert_eq!(found.is_some(), active);
+        let chain_row = store.find_refresh_token(key).await.unwrap().unwrap();
+        assert_eq!(chain_row.token_hash, k2);
+        let view = store.view_refresh_token(key).await.unwrap().unwrap();
+        assert_eq!(view.token.token_hash, k2);
+        assert_eq!(view.token.grant_id, "g1");
+    }
+
+    // Rotations that do not touch the grant still tell its last use: the current
+    // token's issue time.
+    let g1 = store.get_grant("g1").await.unwrap().unwrap();
+    assert_eq!(g1.last_used_at, Some(NOW + 20));
+    let listed = store.list_user_grants("u1").await.unwrap();
+    let g1 = listed.iter().find(|g| g.id == "g1").unwrap();
+    assert_eq!(g1.last_used_at, Some(NOW + 20));
+    store.touch_grant("g1", NOW + 25).await.unwrap();
+    let listed = store.list_client_grants("c1").await.unwrap();
+    let g1 = listed.iter().find(|g| g.id == "g1").unwrap();
+    assert_eq!(g1.last_used_at, Some(NOW + 25), "the later of the two");
+
+    // The token before was rotated at NOW + 20; older ones, and a token made up with
+    // the chain's id, are earlier tokens of unknown time: reuse either way.
+    let forged = refresh_key(&chained_token(&chain));
+    for (key, used_at) in [(&k1, NOW + 20), (&k0, 0), (&forged, 0)] {
+        match rotate(store, key, "c1", NOW + 30, None).await {
+            Rotation::AlreadyUsed(t) => {
+                assert_eq!(t.used_at, Some(used_at));
+                assert_eq!(t.grant_id, "g1");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Another client's, and a token of no chain, are invalid; nothing changed.
+    assert!(matches!(
+        rotate(store, &k1, "c2", NOW + 30, None).await,
+        Rotation::Invalid
+    ));
+    assert!(matches!(
+        rotate(store, &k2, "c2", NOW + 30, None).await,
+        Rotation::Invalid
+    ));
+    let unknown = refresh_key(&chained_token(&new_chain()));
+    assert!(matches!(
+        rotate(store, &unknown, "c1", NOW + 30, None).await,
+        Rotation::Invalid
+    ));
+    assert!(store.find_refresh_token(&unknown).await.unwrap().is_none());
+    assert!(store
+        .find_active_refresh_token(&k2, NOW + 30)
+        .await
+        .unwrap()
+        .is_some());
+
+    // The chain goes the day after its current token expires, not its first one's.
+    let purged = store.purge_expired(first_purge, None, 10).await.unwrap();
+    assert_eq!(purged.refresh_tokens, 0);
+    assert!(store.find_refresh_token(&k2).await.unwrap().is_some());
+    let purged = store
+        .purge_expired(first_purge + DAY, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(purged.refresh_tokens, 1);
+    assert!(store.find_refresh_token(&k0).await.unwrap().is_none());
 }
 
 async fn refresh_rotation_is_single_use(store: Arc<dyn Store>) {
@@ -1290,8 +1422,9 @@ async fn housekeeping_purges_expired_rows(store: Arc<dyn Store>) {
             })
             .await
             .unwrap();
+        // A refresh token chain goes the day after its token expired (`purge_at`).
         store
-            .insert_refresh_token(&refresh(&format!("r{hash}"), grant_id, past))
+            .insert_refresh_token(&refresh(&format!("r{hash}"), grant_id, past - DAY))
             .await
             .unwrap();
         store
@@ -1450,10 +1583,15 @@ async fn housekeeping_purges_expired_rows(store: Arc<dyn Store>) {
         CodeConsumption::Consumed(_)
     ));
 
-    // The revoked grant goes once its refresh token has expired.
-    let later = store.purge_expired(live, None, 2).await.unwrap();
+    // The revoked grant goes once its refresh token chain has: on the day after the
+    // chain's token expired, not before.
+    let at_expiry = store.purge_expired(live, None, 2).await.unwrap();
+    assert_eq!(at_expiry.refresh_tokens, 0);
+    assert_eq!(at_expiry.grants, 1, "the lapsed g-future");
+    assert!(store.get_grant("g-rev").await.unwrap().is_some());
+    let later = store.purge_expired(live + DAY, None, 2).await.unwrap();
     assert_eq!(later.refresh_tokens, 2);
-    assert_eq!(later.grants, 2, "g-rev and the lapsed g-future");
+    assert_eq!(later.grants, 1, "g-rev");
     assert!(store.get_grant("g-rev").await.unwrap().is_none());
     assert!(store.get_grant("g-future").await.unwrap().is_none());
     assert!(

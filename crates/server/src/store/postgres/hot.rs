@@ -5,18 +5,28 @@
 use sqlx::PgConnection;
 
 use super::refresh_from;
+use crate::crypto::CHAIN_LEN;
 use crate::store::{
     AuditEvent, Issuance, OpaqueAccessToken, RefreshToken, Rotation, StoreResult, TokenHash,
 };
 
+/// The columns of `refresh_tokens` that [`refresh_from`] reads, for a statement whose
+/// `$2` is the key of the token presented: `used_at` is its
+/// [`RefreshToken::used_at`].
+pub(super) const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scope, \
+     issued_at, expires_at, \
+     CASE WHEN token_hash = $2 THEN NULL WHEN prev_hash = $2 THEN rotated_at ELSE 0 END AS used_at";
+
+/// Start a chain with its first token.
 pub(super) async fn insert_refresh_token(
     conn: &mut PgConnection,
     t: &RefreshToken,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, used_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
+    .bind(t.token_hash[..CHAIN_LEN].to_vec())
     .bind(t.token_hash.to_vec())
     .bind(&t.grant_id)
     .bind(&t.client_id)
@@ -24,11 +34,42 @@ pub(super) async fn insert_refresh_token(
     .bind(t.scope.to_string())
     .bind(t.issued_at)
     .bind(t.expires_at)
-    .bind(t.used_at)
+    .bind(t.purge_at())
     .execute(conn)
     .await?;
     Ok(())
 }
+
+/// The successor in `then` if it continues the chain of the token `token_hash`.
+fn successor<'a>(token_hash: &TokenHash, then: &'a Issuance) -> Option<&'a RefreshToken> {
+    then.refresh_token
+        .as_ref()
+        .filter(|r| r.token_hash[..CHAIN_LEN] == token_hash[..CHAIN_LEN])
+}
+
+/// The chain's row after a rotation whose successor is `next`: its current token, or
+/// the chain id and 16 zero bytes (no token's key) when there is none.
+fn next_key(token_hash: &TokenHash, next: Option<&RefreshToken>) -> Vec<u8> {
+    match next {
+        Some(r) => r.token_hash.to_vec(),
+        None => {
+            let mut spent = token_hash[..CHAIN_LEN].to_vec();
+            spent.resize(32, 0);
+            spent
+        }
+    }
+}
+
+/// The update of a rotation in place, `$1` to `$9`: `now`, the key presented, the
+/// client, the chain, the new current key, and the successor's scope, issue and expiry
+/// times and purge day (NULL without one). `purge_at` only grows, so that it changes
+/// once a day and the update stays a HOT update (no index changed) otherwise.
+const ROTATE: &str = "UPDATE refresh_tokens
+     SET token_hash = $5, prev_hash = token_hash, rotated_at = $1,
+         scope = COALESCE($6, scope), issued_at = COALESCE($7, issued_at),
+         expires_at = COALESCE($8, expires_at), purge_at = GREATEST(purge_at, COALESCE($9, purge_at))
+     WHERE chain = $4 AND token_hash = $2 AND client_id = $3 AND expires_at > $1
+       AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $1))";
 
 pub(super) async fn insert_access_token(
     conn: &mut PgConnection,
@@ -90,10 +131,19 @@ fn bind_audit<'q>(
 
 /// Every part of `issuance`; the caller runs it in a transaction.
 pub(super) async fn issue_tokens(conn: &mut PgConnection, i: &Issuance) -> StoreResult<()> {
+    issue_tokens_but(conn, i, false).await
+}
+
+/// Every part of `issuance`, its refresh token unless `rotated_in_place`.
+async fn issue_tokens_but(
+    conn: &mut PgConnection,
+    i: &Issuance,
+    rotated_in_place: bool,
+) -> StoreResult<()> {
     if let Some(t) = &i.access_token {
         insert_access_token(&mut *conn, t).await?;
     }
-    if let Some(t) = &i.refresh_token {
+    if let Some(t) = i.refresh_token.as_ref().filter(|_| !rotated_in_place) {
         insert_refresh_token(&mut *conn, t).await?;
     }
     if let Some((grant_id, at)) = &i.grant_used {
@@ -114,53 +164,57 @@ pub(super) async fn rotate_refresh_token(
     now: i64,
     then: &Issuance,
 ) -> StoreResult<Rotation> {
-    let row = sqlx::query(
-        "UPDATE refresh_tokens SET used_at = $1
-         WHERE token_hash = $2 AND client_id = $3 AND used_at IS NULL AND expires_at > $4
-           AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $5))
-         RETURNING *",
-    )
-    .bind(now)
-    .bind(token_hash.to_vec())
-    .bind(client_id)
-    .bind(now)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let next = successor(token_hash, then);
+    let row = sqlx::query(&format!("{ROTATE} RETURNING {REFRESH_COLUMNS}"))
+        .bind(now)
+        .bind(token_hash.to_vec())
+        .bind(client_id)
+        .bind(token_hash[..CHAIN_LEN].to_vec())
+        .bind(next_key(token_hash, next))
+        .bind(next.map(|r| r.scope.to_string()))
+        .bind(next.map(|r| r.issued_at))
+        .bind(next.map(|r| r.expires_at))
+        .bind(next.map(RefreshToken::purge_at))
+        .fetch_optional(&mut *conn)
+        .await?;
     if let Some(row) = row {
         let rotated = refresh_from(&row)?;
-        issue_tokens(conn, then).await?;
+        issue_tokens_but(conn, then, next.is_some()).await?;
         return Ok(Rotation::Rotated(rotated));
     }
     not_rotated(conn, token_hash, client_id).await
 }
 
-/// Why a token was not rotated: used before (reuse, or a race), or invalid.
+/// Why a token was not rotated: an earlier token of its chain (reuse, or a race), or
+/// invalid.
 pub(super) async fn not_rotated(
     conn: &mut PgConnection,
     token_hash: &TokenHash,
     client_id: &str,
 ) -> StoreResult<Rotation> {
-    let row = sqlx::query(
-        "SELECT * FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2 AND used_at IS NOT NULL",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE chain = $1 AND client_id = $3"
+    ))
+    .bind(token_hash[..CHAIN_LEN].to_vec())
     .bind(token_hash.to_vec())
     .bind(client_id)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(match row {
-        Some(row) => Rotation::AlreadyUsed(refresh_from(&row)?),
-        None => Rotation::Invalid,
+    let record = row.as_ref().map(refresh_from).transpose()?;
+    Ok(match record {
+        Some(record) if record.used_at.is_some() => Rotation::AlreadyUsed(record),
+        _ => Rotation::Invalid,
     })
 }
 
-/// A refresh's whole write in one statement (one round trip, one commit): the rotation,
-/// and only if it happened, the successor refresh token, the access token (if opaque),
-/// the grant's use time and the audit event (if any), as data-modifying CTEs gated on
-/// the rotated row. A failing part (a duplicate hash) fails the statement, rotation
-/// included. `None` when the token was not rotated. Needs `then` to carry a refresh
-/// token and the grant's use time (what a refresh writes); the caller falls back to
-/// [`rotate_refresh_token`] in a transaction otherwise.
+/// A refresh's whole write in one statement (one round trip, one commit): the rotation
+/// (the successor becomes the chain's current token in place), and only if it
+/// happened, the access token (if opaque), the grant's use time and the audit event
+/// (if any), as data-modifying CTEs gated on the rotated row. A failing part (a
+/// duplicate hash) fails the statement, rotation included. `None` when the token was
+/// not rotated. Needs `then` to carry a successor of the token's chain (what a refresh
+/// writes); the caller falls back to [`rotate_refresh_token`] in a transaction
+/// otherwise.
 pub(super) async fn rotate_refresh_token_in_one(
     conn: &mut PgConnection,
     token_hash: &TokenHash,
@@ -168,13 +222,21 @@ pub(super) async fn rotate_refresh_token_in_one(
     now: i64,
     then: &Issuance,
 ) -> StoreResult<Option<Option<RefreshToken>>> {
-    let (Some(r), Some((grant_id, used_at))) = (&then.refresh_token, &then.grant_used) else {
+    let Some(r) = successor(token_hash, then) else {
         return Ok(None);
     };
-    // The optional parts' parameters follow the fixed ones ($1 to $12), audit event
-    // first.
-    let audit_at = 13;
-    let access_at = if then.audit.is_some() { 21 } else { 13 };
+    // The optional parts' parameters follow the fixed ones ($1 to $9): the grant's use
+    // time, the audit event, the access token.
+    let touch_at = 10;
+    let audit_at = touch_at + if then.grant_used.is_some() { 2 } else { 0 };
+    let access_at = audit_at + if then.audit.is_some() { 8 } else { 0 };
+    let touch = match &then.grant_used {
+        Some(_) => format!(
+            ", t AS (UPDATE grants SET last_used_at = ${} WHERE id = ${touch_at} AND EXISTS (SELECT 1 FROM rotated))",
+            touch_at + 1
+        ),
+        None => String::new(),
+    };
     let audit = match &then.audit {
         Some(_) => {
             let [at, kind, actor, user, name, client, grant, detail] =
@@ -198,14 +260,8 @@ pub(super) async fn rotate_refresh_token_in_one(
         None => String::new(),
     };
     let sql = format!(
-        "WITH rotated AS (
-             UPDATE refresh_tokens SET used_at = $1
-             WHERE token_hash = $2 AND client_id = $3 AND used_at IS NULL AND expires_at > $1
-               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $1))
-             RETURNING *),
-         r AS (INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at)
-               SELECT $4, $5, $6, $7, $8, $9, $10 FROM rotated),
-         t AS (UPDATE grants SET last_used_at = $12 WHERE id = $11 AND EXISTS (SELECT 1 FROM rotated))
+        "WITH rotated AS ({ROTATE} RETURNING {REFRESH_COLUMNS})
+         {touch}
          {audit}
          {access}
          SELECT * FROM rotated"
@@ -214,15 +270,15 @@ pub(super) async fn rotate_refresh_token_in_one(
         .bind(now)
         .bind(token_hash.to_vec())
         .bind(client_id)
+        .bind(token_hash[..CHAIN_LEN].to_vec())
         .bind(r.token_hash.to_vec())
-        .bind(&r.grant_id)
-        .bind(&r.client_id)
-        .bind(&r.user_id)
         .bind(r.scope.to_string())
         .bind(r.issued_at)
         .bind(r.expires_at)
-        .bind(grant_id)
-        .bind(*used_at);
+        .bind(r.purge_at());
+    if let Some((grant_id, used_at)) = &then.grant_used {
+        query = query.bind(grant_id).bind(*used_at);
+    }
     if let Some(e) = &then.audit {
         query = bind_audit(query, e);
     }

@@ -16,6 +16,8 @@ mod hot;
 mod keys;
 
 use super::*;
+use crate::crypto::CHAIN_LEN;
+use hot::REFRESH_COLUMNS;
 
 /// How the connection pool behaves.
 #[derive(Debug, Clone)]
@@ -597,6 +599,13 @@ impl ConsentStore for PostgresStore {
     }
 }
 
+/// The columns of `grants` that [`grant_from`] reads, for a statement on `grants` by
+/// that name. The last use is the later of the grant's `last_used_at` and the issue
+/// times of its refresh token chains' current tokens: a rotation writes the chain's
+/// row, and the grant's only once per `audit.refresh_interval`.
+const GRANT_COLUMNS: &str = "id, client_id, user_id, scope, created_at, expires_at, revoked_at, \
+     GREATEST(last_used_at, (SELECT max(r.issued_at) FROM refresh_tokens r WHERE r.grant_id = grants.id)) AS last_used_at";
+
 fn grant_from(r: &PgRow) -> anyhow::Result<Grant> {
     Ok(Grant {
         id: r.try_get("id")?,
@@ -630,7 +639,7 @@ impl GrantStore for PostgresStore {
     }
 
     async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
-        let row = sqlx::query("SELECT * FROM grants WHERE id = $1")
+        let row = sqlx::query(&format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -649,9 +658,9 @@ impl GrantStore for PostgresStore {
     }
 
     async fn list_user_grants(&self, user_id: &str) -> StoreResult<Vec<Grant>> {
-        let rows = sqlx::query(
-            "SELECT * FROM grants WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id",
+        ))
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
@@ -659,9 +668,9 @@ impl GrantStore for PostgresStore {
     }
 
     async fn list_client_grants(&self, client_id: &str) -> StoreResult<Vec<Grant>> {
-        let rows = sqlx::query(
-            "SELECT * FROM grants WHERE client_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE client_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id",
+        ))
         .bind(client_id)
         .fetch_all(&self.pool)
         .await?;
@@ -812,13 +821,13 @@ impl RefreshTokenStore for PostgresStore {
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<RefreshToken>> {
-        let row = sqlx::query(
-            "SELECT * FROM refresh_tokens
-             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2
+        let row = sqlx::query(&format!(
+            "SELECT {REFRESH_COLUMNS} FROM refresh_tokens
+             WHERE chain = $1 AND token_hash = $2 AND expires_at > $3
                AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $3))",
-        )
+        ))
+        .bind(token_hash[..CHAIN_LEN].to_vec())
         .bind(token_hash.to_vec())
-        .bind(now)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
@@ -829,10 +838,13 @@ impl RefreshTokenStore for PostgresStore {
         &self,
         token_hash: &TokenHash,
     ) -> StoreResult<Option<RefreshToken>> {
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
-            .bind(token_hash.to_vec())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE chain = $1"
+        ))
+        .bind(token_hash[..CHAIN_LEN].to_vec())
+        .bind(token_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(refresh_from).transpose()
     }
 
@@ -840,10 +852,12 @@ impl RefreshTokenStore for PostgresStore {
         &self,
         token_hash: &TokenHash,
     ) -> StoreResult<Option<RefreshTokenView>> {
-        let row = sqlx::query(
-            "SELECT r.*, (SELECT g.expires_at FROM grants g WHERE g.id = r.grant_id) AS grant_expires_at
-             FROM refresh_tokens r WHERE r.token_hash = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {REFRESH_COLUMNS},
+                    (SELECT g.expires_at FROM grants g WHERE g.id = r.grant_id) AS grant_expires_at
+             FROM refresh_tokens r WHERE r.chain = $1"
+        ))
+        .bind(token_hash[..CHAIN_LEN].to_vec())
         .bind(token_hash.to_vec())
         .fetch_optional(&self.pool)
         .await?;
@@ -1176,7 +1190,7 @@ fn iat_from(r: &PgRow) -> anyhow::Result<InitialAccessToken> {
 const PURGE: [(&str, &str, &str); 8] = [
     ("auth_codes", "expires_at <= $1", "expires_at"),
     ("sessions", "expires_at <= $1", "expires_at"),
-    ("refresh_tokens", "expires_at <= $1", "expires_at"),
+    ("refresh_tokens", "purge_at <= $1", "purge_at"),
     ("access_tokens", "expires_at <= $1", "expires_at"),
     ("revoked_jtis", "expires_at <= $1", "expires_at"),
     ("client_assertion_jtis", "expires_at <= $1", "expires_at"),

@@ -9,6 +9,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tessera_protocol::Scope;
 
+use crate::crypto::CHAIN_LEN;
 use crate::store::{
     AuditEvent, AuthCode, CodeConsumption, Grant, Issuance, OpaqueAccessToken, RefreshToken,
     Rotation, StoreResult, TokenHash,
@@ -25,10 +26,13 @@ macro_rules! code_columns {
          code_challenge, auth_time, expires_at"
     };
 }
-/// The columns of `refresh_tokens` that [`refresh_at`] reads, in its order.
+/// The columns of `refresh_tokens` that [`refresh_at`] reads, in its order, for a
+/// statement whose `?2` is the key of the token presented: the last is its `used_at`
+/// ([`RefreshToken::used_at`]).
 macro_rules! refresh_columns {
     () => {
-        "token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, used_at"
+        "token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, \
+         CASE WHEN token_hash = ?2 THEN NULL WHEN prev_hash = ?2 THEN rotated_at ELSE 0 END"
     };
 }
 /// The columns of `access_tokens` that [`access_at`] reads, in its order.
@@ -38,10 +42,17 @@ macro_rules! access_columns {
          revoked_at"
     };
 }
-/// The columns of `grants` that [`grant_at`] reads, in its order.
+/// The columns of `grants` that [`grant_at`] reads, in its order, for a statement on
+/// `grants` by that name. The last use is the later of the grant's `last_used_at` and
+/// the issue times of its refresh token chains' current tokens: a rotation writes the
+/// chain's row, and the grant's only once per `audit.refresh_interval`.
 macro_rules! grant_columns {
     () => {
-        "id, client_id, user_id, scope, created_at, expires_at, last_used_at, revoked_at"
+        "id, client_id, user_id, scope, created_at, expires_at, \
+         NULLIF(max(IFNULL(last_used_at, 0), \
+                    IFNULL((SELECT max(r.issued_at) FROM refresh_tokens r WHERE r.grant_id = grants.id), 0)), \
+                0) AS last_used_at, \
+         revoked_at"
     };
 }
 pub(super) use {access_columns, grant_columns, refresh_columns};
@@ -175,12 +186,14 @@ pub(super) fn insert_code(conn: &Connection, c: &AuthCode) -> StoreResult<()> {
     Ok(())
 }
 
+/// Start a chain with its first token.
 pub(super) fn insert_refresh_token(conn: &Connection, t: &RefreshToken) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, used_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?
     .execute(params![
+        &t.token_hash[..CHAIN_LEN],
         &t.token_hash[..],
         t.grant_id,
         t.client_id,
@@ -188,11 +201,16 @@ pub(super) fn insert_refresh_token(conn: &Connection, t: &RefreshToken) -> Store
         t.scope.to_string(),
         t.issued_at,
         t.expires_at,
-        t.used_at,
+        t.purge_at(),
     ])?;
     Ok(())
 }
 
+/// Rotate in place: the successor in `then` (if of the same chain) becomes the chain's
+/// current token in the chain's row; the rest of `then` is written as
+/// [`issue_tokens`] writes it. A rotation writes the chain's row alone (its indexed
+/// columns, `grant_id` and `purge_at`, are unchanged but once a day), where inserting a
+/// row per token wrote two more random index leaves and kept every used token.
 pub(super) fn rotate_refresh_token(
     conn: &Connection,
     token_hash: &TokenHash,
@@ -200,34 +218,60 @@ pub(super) fn rotate_refresh_token(
     now: i64,
     then: &Issuance,
 ) -> StoreResult<Rotation> {
+    let chain = &token_hash[..CHAIN_LEN];
+    let successor = then
+        .refresh_token
+        .as_ref()
+        .filter(|r| r.token_hash[..CHAIN_LEN] == *chain);
+    // No successor of this chain: the chain is left with no current token.
+    let mut spent = [0u8; 32];
+    spent[..CHAIN_LEN].copy_from_slice(chain);
     let rotated = conn
         .prepare_cached(concat!(
-            "UPDATE refresh_tokens SET used_at = ?
-             WHERE token_hash = ? AND client_id = ? AND used_at IS NULL AND expires_at > ?
-               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))
+            "UPDATE refresh_tokens
+             SET token_hash = ?3, prev_hash = token_hash, rotated_at = ?5,
+                 scope = COALESCE(?6, scope), issued_at = COALESCE(?7, issued_at),
+                 expires_at = COALESCE(?8, expires_at)
+             WHERE chain = ?1 AND token_hash = ?2 AND client_id = ?4 AND expires_at > ?5
+               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?5))
              RETURNING ",
-            refresh_columns!()
+            refresh_columns!(),
+            ", purge_at"
         ))?
         .query_row(
-            params![now, &token_hash[..], client_id, now, now],
-            refresh_at,
+            params![
+                chain,
+                &token_hash[..],
+                successor.map_or(&spent[..], |r| &r.token_hash[..]),
+                client_id,
+                now,
+                successor.map(|r| r.scope.to_string()),
+                successor.map(|r| r.issued_at),
+                successor.map(|r| r.expires_at),
+            ],
+            |row| Ok((refresh_at(row)?, row.get::<_, i64>(REFRESH_COLUMNS)?)),
         )
         .optional()?;
-    if let Some(rotated) = rotated {
-        issue_tokens(conn, then)?;
+    if let Some((rotated, purge_at)) = rotated {
+        // The day housekeeping may delete the row moves on once a day at most.
+        if let Some(r) = successor.filter(|r| r.purge_at() > purge_at) {
+            conn.prepare_cached("UPDATE refresh_tokens SET purge_at = ? WHERE chain = ?")?
+                .execute(params![r.purge_at(), chain])?;
+        }
+        issue_tokens_but(conn, then, successor.is_some())?;
         return Ok(Rotation::Rotated(rotated));
     }
-    let used = conn
+    let found = conn
         .prepare_cached(concat!(
             "SELECT ",
             refresh_columns!(),
-            " FROM refresh_tokens WHERE token_hash = ? AND client_id = ? AND used_at IS NOT NULL"
+            " FROM refresh_tokens WHERE chain = ?1 AND client_id = ?3"
         ))?
-        .query_row(params![&token_hash[..], client_id], refresh_at)
+        .query_row(params![chain, &token_hash[..], client_id], refresh_at)
         .optional()?;
-    Ok(match used {
-        Some(record) => Rotation::AlreadyUsed(record),
-        None => Rotation::Invalid,
+    Ok(match found {
+        Some(record) if record.used_at.is_some() => Rotation::AlreadyUsed(record),
+        _ => Rotation::Invalid,
     })
 }
 
@@ -295,10 +339,15 @@ pub(super) fn touch_grant(conn: &Connection, id: &str, now: i64) -> StoreResult<
 
 /// Every part of `issuance`; the caller runs it in a savepoint.
 pub(super) fn issue_tokens(conn: &Connection, i: &Issuance) -> StoreResult<()> {
+    issue_tokens_but(conn, i, false)
+}
+
+/// Every part of `issuance`, its refresh token unless `rotated_in_place`.
+fn issue_tokens_but(conn: &Connection, i: &Issuance, rotated_in_place: bool) -> StoreResult<()> {
     if let Some(t) = &i.access_token {
         insert_access_token(conn, t)?;
     }
-    if let Some(t) = &i.refresh_token {
+    if let Some(t) = i.refresh_token.as_ref().filter(|_| !rotated_in_place) {
         insert_refresh_token(conn, t)?;
     }
     if let Some((grant_id, at)) = &i.grant_used {

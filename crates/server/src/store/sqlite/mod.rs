@@ -525,9 +525,11 @@ impl GrantStore for SqliteStore {
     }
 
     async fn list_user_grants(&self, user_id: &str) -> StoreResult<Vec<Grant>> {
-        let rows = sqlx::query(
-            "SELECT * FROM grants WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            hot::grant_columns!(),
+            " FROM grants WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id"
+        ))
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
@@ -535,9 +537,11 @@ impl GrantStore for SqliteStore {
     }
 
     async fn list_client_grants(&self, client_id: &str) -> StoreResult<Vec<Grant>> {
-        let rows = sqlx::query(
-            "SELECT * FROM grants WHERE client_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            hot::grant_columns!(),
+            " FROM grants WHERE client_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id"
+        ))
         .bind(client_id)
         .fetch_all(&self.pool)
         .await?;
@@ -961,21 +965,24 @@ fn iat_from(r: &SqliteRow) -> anyhow::Result<InitialAccessToken> {
 }
 
 /// What [`HousekeepingStore::purge_expired`] deletes, in order (grants last, after
-/// their tokens): each table with the condition on its rows, `?1` being `now`.
-const PURGE: [(&str, &str); 8] = [
-    ("auth_codes", "expires_at <= ?1"),
-    ("sessions", "expires_at <= ?1"),
-    ("refresh_tokens", "expires_at <= ?1"),
-    ("access_tokens", "expires_at <= ?1"),
-    ("revoked_jtis", "expires_at <= ?1"),
-    ("client_assertion_jtis", "expires_at <= ?1"),
-    ("revocations", "expires_at <= ?1"),
+/// their tokens): each table with the condition on its rows, `?1` being `now`, and the
+/// column that keys its rows (`refresh_tokens` has no rowid). A refresh token chain
+/// goes on the day after its current token expired ([`RefreshToken::purge_at`]).
+const PURGE: [(&str, &str, &str); 8] = [
+    ("auth_codes", "expires_at <= ?1", "rowid"),
+    ("sessions", "expires_at <= ?1", "rowid"),
+    ("refresh_tokens", "purge_at <= ?1", "chain"),
+    ("access_tokens", "expires_at <= ?1", "rowid"),
+    ("revoked_jtis", "expires_at <= ?1", "rowid"),
+    ("client_assertion_jtis", "expires_at <= ?1", "rowid"),
+    ("revocations", "expires_at <= ?1", "rowid"),
     (
         "grants",
         "(revoked_at IS NOT NULL OR expires_at <= ?1)
          AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)
          AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = grants.id)
          AND NOT EXISTS (SELECT 1 FROM auth_codes c WHERE c.grant_id = grants.id)",
+        "rowid",
     ),
 ];
 
@@ -1000,10 +1007,10 @@ impl HousekeepingStore for SqliteStore {
         let mut counts = [0u64; PURGE.len() + 1];
         let steps = PURGE
             .iter()
-            .map(|&(table, condition)| {
+            .map(|&(table, condition, key)| {
                 let sql = format!(
-                    "DELETE FROM {table} WHERE rowid IN
-                     (SELECT rowid FROM {table} WHERE {condition} LIMIT ?2)"
+                    "DELETE FROM {table} WHERE {key} IN
+                     (SELECT {key} FROM {table} WHERE {condition} LIMIT ?2)"
                 );
                 (table, sql, now)
             })

@@ -19,6 +19,7 @@ use super::hot::{
     access_at, access_columns, grant_at, grant_columns, refresh_at, refresh_columns, scope_at,
     ACCESS_COLUMNS, REFRESH_COLUMNS,
 };
+use crate::crypto::CHAIN_LEN;
 use crate::store::{
     AccessTokenView, Consent, Grant, OpaqueAccessToken, RefreshToken, RefreshTokenView, Session,
     StoreResult, TokenHash, User,
@@ -80,9 +81,12 @@ pub(super) fn find_refresh_token(
         .prepare_cached(concat!(
             "SELECT ",
             refresh_columns!(),
-            " FROM refresh_tokens WHERE token_hash = ?"
+            " FROM refresh_tokens WHERE chain = ?1"
         ))?
-        .query_row(params![&token_hash[..]], refresh_at)
+        .query_row(
+            params![&token_hash[..CHAIN_LEN], &token_hash[..]],
+            refresh_at,
+        )
         .optional()?)
 }
 
@@ -95,9 +99,9 @@ pub(super) fn view_refresh_token(
             "SELECT ",
             refresh_columns!(),
             ", (SELECT g.expires_at FROM grants g WHERE g.id = r.grant_id)
-             FROM refresh_tokens r WHERE token_hash = ?"
+             FROM refresh_tokens r WHERE chain = ?1"
         ))?
-        .query_row(params![&token_hash[..]], |row| {
+        .query_row(params![&token_hash[..CHAIN_LEN], &token_hash[..]], |row| {
             Ok(RefreshTokenView {
                 token: refresh_at(row)?,
                 grant_expires_at: row.get(REFRESH_COLUMNS)?,
@@ -115,10 +119,10 @@ pub(super) fn find_active_refresh_token(
         "SELECT ",
         refresh_columns!(),
         " FROM refresh_tokens
-         WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
-           AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?))"
+         WHERE chain = ?1 AND token_hash = ?2 AND expires_at > ?3
+           AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?3))"
     ))?
-    .query_row(params![&token_hash[..], now, now], refresh_at)
+    .query_row(params![&token_hash[..CHAIN_LEN], &token_hash[..], now], refresh_at)
     .optional()?)
 }
 

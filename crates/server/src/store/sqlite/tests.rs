@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use super::*;
-use crate::crypto::hash_secret;
+use crate::crypto::{hash_secret, refresh_key};
 
 /// Migration 0006 gives the opaque access tokens already stored the copies of
 /// their user's name and their grant's state that introspection now reads, so that
@@ -90,4 +90,96 @@ async fn migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
     let client = view("t-client", 200).await;
     assert!(client.grant_active, "no grant to lapse");
     assert_eq!(client.username, None);
+}
+
+/// Migration 0007 turns each stored refresh token into a chain of its own: an unused
+/// one stays current (and rotates), a used one stays recognised as used, so that
+/// presenting it after the upgrade is still reuse.
+#[tokio::test]
+async fn migration_0007_keeps_stored_refresh_tokens_and_their_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tessera.db").display());
+    let options = SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let mut before = sqlx::migrate!("./migrations/sqlite");
+    before.migrations = Cow::Owned(
+        before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 7)
+            .cloned()
+            .collect(),
+    );
+    before.run(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO clients (id, name, redirect_uris, scope, grant_types, token_format, created_at)
+         VALUES ('c1', 'app', '[]', 'a', 'authorization_code', 'opaque', 0);
+         INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'alice', 'x', 0);
+         INSERT INTO grants (id, client_id, user_id, scope, created_at) VALUES ('g1', 'c1', 'u1', 'a', 0);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // A 54-character token of the time-ordered kind, and a 43-character one keyed by
+    // its whole SHA-256; the second was used at 150.
+    let (ordered, plain) = (
+        crate::crypto::ordered_token(),
+        crate::crypto::random_token(),
+    );
+    for (token, used_at) in [(&ordered, None), (&plain, Some(150i64))] {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, used_at)
+             VALUES (?, 'g1', 'c1', 'u1', 'a', 100, 86500, ?)",
+        )
+        .bind(&hash_secret(token)[..])
+        .bind(used_at)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let current = store
+        .find_active_refresh_token(&refresh_key(&ordered), 200)
+        .await
+        .unwrap()
+        .expect("an unused token is its chain's current one");
+    assert_eq!(current.used_at, None);
+    assert_eq!(
+        current.purge_at(),
+        2 * 86_400,
+        "its expiry, rounded up to a day"
+    );
+    match store
+        .rotate_refresh_token(&refresh_key(&plain), "c1", 200, &Issuance::default())
+        .await
+        .unwrap()
+    {
+        Rotation::AlreadyUsed(t) => {
+            assert_eq!(t.used_at, Some(150));
+            // No current token: the chain id and 16 zero bytes, which no token has.
+            assert_eq!(t.token_hash[..16], refresh_key(&plain)[..16]);
+            assert_eq!(t.token_hash[16..], [0u8; 16]);
+        }
+        other => panic!("a token used before the upgrade is still used: {other:?}"),
+    }
+    match store
+        .rotate_refresh_token(&refresh_key(&ordered), "c1", 200, &Issuance::default())
+        .await
+        .unwrap()
+    {
+        Rotation::Rotated(t) => assert_eq!(t.grant_id, "g1"),
+        other => panic!("{other:?}"),
+    }
+    // Both chains are purged the day after their token expired.
+    let purged = store.purge_expired(2 * 86_400, None, 10).await.unwrap();
+    assert_eq!(purged.refresh_tokens, 2);
 }
