@@ -59,6 +59,15 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Nanoseconds since the epoch, big-endian: the part of an id that grows with time
+/// (an earlier wall clock only costs locality, never uniqueness).
+fn now_nanos() -> [u8; 8] {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        .to_be_bytes()
+}
+
 /// Bytes of an [`ordered_token`] before BASE64URL: an 8-byte id, then 32 random bytes.
 const ORDERED_LEN: usize = 8 + 32;
 /// Characters of an [`ordered_token`]: 40 bytes in BASE64URL without padding.
@@ -75,11 +84,8 @@ const ORDERED_TEXT_LEN: usize = 54;
 /// in the cache. The id is not secret (it tells when the token was minted, as
 /// `expires_in` does); an earlier wall clock only costs locality, never uniqueness.
 pub fn ordered_token() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
     let mut buf = [0u8; ORDERED_LEN];
-    buf[..8].copy_from_slice(&nanos.to_be_bytes());
+    buf[..8].copy_from_slice(&now_nanos());
     fill_random(&mut buf[8..]);
     URL_SAFE_NO_PAD.encode(buf)
 }
@@ -120,11 +126,8 @@ const CHAINED_TEXT_LEN: usize = 64;
 /// id is half of every token of the chain, and presenting a token with the id of a
 /// chain but not its current secret revokes the chain's grant (reuse detection).
 pub fn new_chain() -> ChainId {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
     let mut id = [0u8; CHAIN_LEN];
-    id[..8].copy_from_slice(&nanos.to_be_bytes());
+    id[..8].copy_from_slice(&now_nanos());
     fill_random(&mut id[8..]);
     id
 }

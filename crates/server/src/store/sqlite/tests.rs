@@ -5,11 +5,9 @@ use std::borrow::Cow;
 use super::*;
 use crate::crypto::{hash_secret, refresh_key};
 
-/// Migration 0006 gives the opaque access tokens already stored the copies of
-/// their user's name and their grant's state that introspection now reads, so that
-/// a token of a grant revoked before the upgrade stays refused after it.
-#[tokio::test]
-async fn migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
+/// A database in a new directory, migrated up to the migration before `version`:
+/// the directory (deleted when dropped), the database URL and a pool on it.
+async fn migrated_before(version: i64) -> (tempfile::TempDir, String, sqlx::SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("tessera.db").display());
     let options = SqliteConnectOptions::from_str(&url)
@@ -21,17 +19,26 @@ async fn migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
         .connect_with(options)
         .await
         .unwrap();
-    // The schema as the version before 0006 left it, with rows of that version.
     let mut before = sqlx::migrate!("./migrations/sqlite");
     before.migrations = Cow::Owned(
         before
             .migrations
             .iter()
-            .filter(|m| m.version < 6)
+            .filter(|m| m.version < version)
             .cloned()
             .collect(),
     );
     before.run(&pool).await.unwrap();
+    (dir, url, pool)
+}
+
+/// Migration 0006 gives the opaque access tokens already stored the copies of
+/// their user's name and their grant's state that introspection now reads, so that
+/// a token of a grant revoked before the upgrade stays refused after it.
+#[tokio::test]
+async fn migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
+    // The schema as the version before 0006 left it, with rows of that version.
+    let (_dir, url, pool) = migrated_before(6).await;
     sqlx::query(
         "INSERT INTO clients (id, name, redirect_uris, scope, grant_types, token_format, created_at)
          VALUES ('c1', 'app', '[]', 'a', 'authorization_code', 'opaque', 0);
@@ -97,27 +104,7 @@ async fn migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
 /// presenting it after the upgrade is still reuse.
 #[tokio::test]
 async fn migration_0007_keeps_stored_refresh_tokens_and_their_use() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("tessera.db").display());
-    let options = SqliteConnectOptions::from_str(&url)
-        .unwrap()
-        .create_if_missing(true)
-        .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .unwrap();
-    let mut before = sqlx::migrate!("./migrations/sqlite");
-    before.migrations = Cow::Owned(
-        before
-            .migrations
-            .iter()
-            .filter(|m| m.version < 7)
-            .cloned()
-            .collect(),
-    );
-    before.run(&pool).await.unwrap();
+    let (_dir, url, pool) = migrated_before(7).await;
     sqlx::query(
         "INSERT INTO clients (id, name, redirect_uris, scope, grant_types, token_format, created_at)
          VALUES ('c1', 'app', '[]', 'a', 'authorization_code', 'opaque', 0);
