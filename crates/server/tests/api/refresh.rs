@@ -51,6 +51,21 @@ async fn failure(r: reqwest::Response, status: u16, code: &str) -> Value {
     body
 }
 
+/// A refresh with `token` refused with `invalid_grant` (RFC 6749 §5.2) whose
+/// `error_description` says `words`.
+async fn refused(app: &TestApp, client: &TestClient, token: &str, words: &str) {
+    let body = failure(
+        refresh(app, client, token, None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert!(
+        s(&body, "error_description").contains(words),
+        "body: {body}"
+    );
+}
+
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key]
         .as_str()
@@ -106,28 +121,16 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
     );
 
     // RFC 9700 §4.14.2: the rotated token presented again is refused...
-    let body = failure(
-        refresh(&app, &client, s(&first, "refresh_token"), None).await,
-        400,
-        "invalid_grant",
+    refused(
+        &app,
+        &client,
+        s(&first, "refresh_token"),
+        "already been used",
     )
     .await;
-    assert!(
-        s(&body, "error_description").contains("already been used"),
-        "body: {body}"
-    );
 
     // ...and the family is revoked: the newest refresh token fails too...
-    let body = failure(
-        refresh(&app, &client, s(&second, "refresh_token"), None).await,
-        400,
-        "invalid_grant",
-    )
-    .await;
-    assert!(
-        s(&body, "error_description").contains("revoked"),
-        "body: {body}"
-    );
+    refused(&app, &client, s(&second, "refresh_token"), "revoked").await;
     // ...and every access token of the family is inactive (RFC 7662 §2.2).
     for token in [&first, &second] {
         assert_eq!(
@@ -265,16 +268,7 @@ async fn expired_refresh_token_is_invalid_grant() {
 
     // RFC 6749 §5.2: an expired refresh token is invalid_grant.
     app.clock.advance(3600);
-    let body = failure(
-        refresh(&app, &client, s(&second, "refresh_token"), None).await,
-        400,
-        "invalid_grant",
-    )
-    .await;
-    assert!(
-        s(&body, "error_description").contains("expired"),
-        "body: {body}"
-    );
+    refused(&app, &client, s(&second, "refresh_token"), "expired").await;
     assert_eq!(
         app.introspect(&client, s(&second, "refresh_token")).await,
         json!({"active": false})
@@ -438,16 +432,7 @@ async fn refresh_tokens_minted_before_chains_still_rotate() {
         assert_eq!(s(&second, "refresh_token").len(), 64);
         assert_eq!(s(&second, "scope"), FULL);
         // Presenting the rotated token again revokes the family (RFC 9700 §4.14.2).
-        let body = failure(
-            refresh(&app, &client, &legacy, None).await,
-            400,
-            "invalid_grant",
-        )
-        .await;
-        assert!(
-            s(&body, "error_description").contains("already been used"),
-            "body: {body}"
-        );
+        refused(&app, &client, &legacy, "already been used").await;
         assert_eq!(
             app.introspect(&client, s(&second, "refresh_token")).await,
             json!({"active": false})
@@ -492,26 +477,8 @@ async fn every_earlier_token_of_a_chain_is_reuse() {
     }
 
     // The first token, three rotations back.
-    let body = failure(
-        refresh(&app, &client, &tokens[0], None).await,
-        400,
-        "invalid_grant",
-    )
-    .await;
-    assert!(
-        s(&body, "error_description").contains("already been used"),
-        "body: {body}"
-    );
-    let body = failure(
-        refresh(&app, &client, current, None).await,
-        400,
-        "invalid_grant",
-    )
-    .await;
-    assert!(
-        s(&body, "error_description").contains("revoked"),
-        "body: {body}"
-    );
+    refused(&app, &client, &tokens[0], "already been used").await;
+    refused(&app, &client, current, "revoked").await;
 }
 
 /// A rotation writes the chain's row and not the grant's (but once a day), yet the
