@@ -50,11 +50,14 @@ SELECT substring(h FROM 1 FOR 16), h, md5('g' || i), :'client', md5('u' || i), :
 FROM generate_series(:lo, :hi) i,
      LATERAL (SELECT sha256(convert_to('rt' || lpad(i::text, 41, '0'), 'UTF8')) AS h) k;
 
+-- With the copies of the user's name and the grant's lapse time that introspection
+-- reads (migration 0006).
 INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience,
-                           issued_at, expires_at)
+                           issued_at, expires_at, username, grant_ends_at)
 SELECT sha256(convert_to('at' || lpad(i::text, 41, '0'), 'UTF8')), left(md5('j' || i), 22),
        md5('g' || i), :'client', md5('u' || i), :'scope', :'audience',
-       :now - 60 - i % 86400, :at_exp - i % 86400
+       :now - 60 - i % 86400, :at_exp - i % 86400, 'bench-user-' || i,
+       :grant_exp - i % 86400
 FROM generate_series(:lo, :hi) i;
 
 INSERT INTO audit_events (at, kind, actor, user_id, username, client_id, grant_id, detail)

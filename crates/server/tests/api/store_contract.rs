@@ -32,21 +32,7 @@ impl Backend {
     }
 
     async fn postgres() -> Self {
-        let base = std::env::var("TESSERA_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
-        let admin = sqlx::PgPool::connect(&base).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL is needed for the store contract tests ({base}): {e}; `.ci/run` starts it")
-        });
-        let schema = format!(
-            "contract_{}",
-            random_string(9).to_lowercase().replace(['-', '_'], "x")
-        );
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let (admin, schema, url) = postgres_schema().await;
         let store = PostgresStore::connect(&url, 8).await.unwrap();
         Self {
             store: Arc::new(store),
@@ -63,6 +49,29 @@ impl Backend {
                 .await;
         }
     }
+}
+
+/// A fresh, empty PostgreSQL schema: a pool on the server's database (to drop the
+/// schema afterwards), the schema's name, and a URL whose connections use it.
+async fn postgres_schema() -> (sqlx::PgPool, String, String) {
+    let base = std::env::var("TESSERA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
+    let admin = sqlx::PgPool::connect(&base).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is needed for the store contract tests ({base}): {e}; `.ci/run` starts it"
+        )
+    });
+    let schema = format!(
+        "contract_{}",
+        random_string(9).to_lowercase().replace(['-', '_'], "x")
+    );
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    (admin, schema, url)
 }
 
 /// Each contract function, run once per backend.
@@ -98,6 +107,7 @@ contract!(
     rotation_writes_its_successors_or_nothing,
     issuance_is_all_or_nothing,
     access_tokens_and_jtis,
+    access_tokens_of_a_rotation_carry_their_grants_state,
     audit_trail,
     assertion_jtis,
     admin_tokens,
@@ -754,11 +764,12 @@ async fn refresh_rotation_is_single_use(store: Arc<dyn Store>) {
     );
 }
 
-fn opaque(hash: &str, grant: &str) -> OpaqueAccessToken {
+/// An opaque access token of client c1 and user u1, of `grant` if any, valid for 600 s.
+fn opaque(hash: &str, grant: Option<&str>) -> OpaqueAccessToken {
     OpaqueAccessToken {
         token_hash: hash_secret(hash),
         jti: format!("jti-{hash}"),
-        grant_id: Some(grant.into()),
+        grant_id: grant.map(str::to_owned),
         client_id: "c1".into(),
         user_id: Some("u1".into()),
         scope: scope("a"),
@@ -773,7 +784,7 @@ fn opaque(hash: &str, grant: &str) -> OpaqueAccessToken {
 /// whose username the store looks up.
 fn successors(n: &str, at: i64) -> Issuance {
     Issuance {
-        access_token: Some(opaque(&format!("at-{n}"), "g1")),
+        access_token: Some(opaque(&format!("at-{n}"), Some("g1"))),
         refresh_token: Some(refresh(&format!("rt-{n}"), "g1", NOW + 100)),
         grant_used: Some(("g1".into(), at)),
         audit: Some(refresh_event(at, format!("refresh {n}"))),
@@ -952,18 +963,7 @@ async fn issuance_is_all_or_nothing(store: Arc<dyn Store>) {
 
 async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
     seed(store.as_ref()).await;
-    let token = |hash: &str, grant: Option<&str>| OpaqueAccessToken {
-        token_hash: hash_secret(hash),
-        jti: format!("jti-{hash}"),
-        grant_id: grant.map(str::to_owned),
-        client_id: "c1".into(),
-        user_id: Some("u1".into()),
-        scope: scope("a"),
-        audience: "https://api.example".into(),
-        issued_at: NOW,
-        expires_at: NOW + 600,
-        revoked_at: None,
-    };
+    let token = opaque;
     store.insert_access_token(&token("t1", None)).await.unwrap();
     store
         .insert_access_token(&token("t2", Some("g1")))
@@ -1091,6 +1091,67 @@ async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(jtis.len(), 1, "revoking a jti twice appends once");
     assert_eq!(jtis[0].exp, Some(NOW + 600));
+}
+
+/// The access token a refresh rotation writes carries its grant's state and its user's
+/// name, with or without the grant's use time in the same write (PostgreSQL writes
+/// both in one statement, the copies then come from the grant's update), and is seen
+/// under a revoked grant once the grant is revoked.
+async fn access_tokens_of_a_rotation_carry_their_grants_state(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    let store = store.as_ref();
+    store
+        .create_grant(&grant("g-ends", "c1", "u1", Some(NOW + 60)))
+        .await
+        .unwrap();
+    let chain = new_chain();
+    let (k0, first) = chained(&chain, NOW, NOW + DAY);
+    let first = RefreshToken {
+        grant_id: "g-ends".into(),
+        ..first
+    };
+    store.insert_refresh_token(&first).await.unwrap();
+    let mut key = k0;
+    for (i, touch) in [true, false].into_iter().enumerate() {
+        let (next_key, next) = chained(&chain, NOW + 1, NOW + DAY);
+        let hash = format!("rotated-{i}");
+        let then = Issuance {
+            access_token: Some(opaque(&hash, Some("g-ends"))),
+            refresh_token: Some(RefreshToken {
+                grant_id: "g-ends".into(),
+                ..next
+            }),
+            grant_used: touch.then(|| ("g-ends".to_owned(), NOW + 1)),
+            ..Issuance::default()
+        };
+        let rotation = store
+            .rotate_refresh_token(&key, "c1", NOW + 1, &then)
+            .await
+            .unwrap();
+        assert!(matches!(rotation, Rotation::Rotated(_)), "{rotation:?}");
+        key = next_key;
+        let key = hash_secret(&hash);
+        let view = |at| store.view_access_token(&key, at);
+        let seen = view(NOW + 1).await.unwrap().expect("written");
+        assert!(seen.grant_active, "grant use written: {touch}");
+        assert_eq!(seen.username.as_deref(), Some("user-u1"));
+        assert!(
+            !view(NOW + 60).await.unwrap().unwrap().grant_active,
+            "the copy knows when the grant lapses (grant use written: {touch})"
+        );
+    }
+    store
+        .revoke_grant("g-ends", NOW + 2, Actor::Person, NOW + 700)
+        .await
+        .unwrap();
+    for hash in ["rotated-0", "rotated-1"] {
+        let seen = store
+            .view_access_token(&hash_secret(hash), NOW + 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!seen.grant_active, "{hash}: grant revoked");
+    }
 }
 
 /// `audit_before`: events recorded before it go, oldest (by id) first, and only up to
@@ -1618,7 +1679,7 @@ async fn sqlite_wal_is_checkpointed_while_writing() {
             let store = &store;
             async move {
                 store
-                    .insert_access_token(&opaque(&format!("at-{burst}-{i}"), "g1"))
+                    .insert_access_token(&opaque(&format!("at-{burst}-{i}"), Some("g1")))
                     .await
             }
         });
@@ -1653,7 +1714,11 @@ async fn sqlite_writes_wait_for_a_lock_held_elsewhere() {
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let write = tokio::spawn({
         let store = store.clone();
-        async move { store.insert_access_token(&opaque("at-locked", "g1")).await }
+        async move {
+            store
+                .insert_access_token(&opaque("at-locked", Some("g1")))
+                .await
+        }
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(!write.is_finished(), "the write did not wait for the lock");
@@ -1668,6 +1733,134 @@ async fn sqlite_writes_wait_for_a_lock_held_elsewhere() {
         .await
         .unwrap()
         .is_some());
+}
+
+/// PostgreSQL: an access token inserted while its grant is being revoked on another
+/// connection (another instance) carries the revocation. The other connection runs
+/// `revoke_grant`'s statements, the grant's row and then its tokens' copies, and
+/// commits only after the insert has started: the insert's snapshot then still shows
+/// the grant active, and the revocation's update of the tokens has already run. The
+/// insert reads the grant with `FOR SHARE`, so it waits for that commit and copies the
+/// revoked grant; without the lock it would copy an active grant for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_token_inserted_during_a_revocation_carries_it() {
+    let b = Backend::postgres().await;
+    let store = b.store.clone();
+    seed(store.as_ref()).await;
+    let (admin, schema) = b.cleanup.clone().unwrap();
+    let mut other = admin.acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
+    for statement in [
+        format!("UPDATE {schema}.grants SET revoked_at = {NOW}, revoked_by = 'person' WHERE id = 'g1'"),
+        format!("UPDATE {schema}.access_tokens SET grant_revoked_at = {NOW} WHERE grant_id = 'g1' AND grant_revoked_at IS NULL"),
+    ] {
+        sqlx::query(&statement).execute(&mut *other).await.unwrap();
+    }
+    let insert = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .insert_access_token(&opaque("during", Some("g1")))
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !insert.is_finished(),
+        "the insert did not wait for the revocation in progress"
+    );
+    sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), insert)
+        .await
+        .expect("the insert is done once the revocation commits")
+        .unwrap()
+        .unwrap();
+    let seen = store
+        .view_access_token(&hash_secret("during"), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!seen.grant_active, "the token's copy missed the revocation");
+    drop(other);
+    drop(store);
+    b.finish().await;
+}
+
+/// PostgreSQL's migration 0006 gives the opaque access tokens already stored the
+/// copies of their user's name and their grant's state that introspection now reads:
+/// a token of a grant revoked before the upgrade stays refused after it.
+#[tokio::test]
+async fn postgres_migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
+    let (admin, schema, url) = postgres_schema().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut before = sqlx::migrate!("./migrations/postgres");
+    before.migrations = std::borrow::Cow::Owned(
+        before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 6)
+            .cloned()
+            .collect(),
+    );
+    before.run(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO clients (id, name, redirect_uris, scope, grant_types, token_format, created_at)
+         VALUES ('c1', 'app', '[]', 'a', 'authorization_code', 'opaque', 0);
+         INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'alice', 'x', 0);
+         INSERT INTO grants (id, client_id, user_id, scope, created_at, revoked_at, expires_at)
+         VALUES ('g-live', 'c1', 'u1', 'a', 0, NULL, NULL),
+                ('g-revoked', 'c1', 'u1', 'a', 0, 100, NULL),
+                ('g-lapsing', 'c1', 'u1', 'a', 0, NULL, 500);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let tokens = [
+        ("t-live", Some("g-live"), Some("u1")),
+        ("t-revoked", Some("g-revoked"), Some("u1")),
+        ("t-lapsing", Some("g-lapsing"), Some("u1")),
+        ("t-client", None, None),
+    ];
+    for (token, grant, user) in tokens {
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
+             VALUES ($1, $2, $3, 'c1', $4, 'a', 'https://api.example', 0, 1000)",
+        )
+        .bind(hash_secret(token).to_vec())
+        .bind(token)
+        .bind(grant)
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = PostgresStore::connect(&url, 2).await.unwrap();
+    // (token, at, grant active, username)
+    let expected = [
+        ("t-live", 200, true, Some("alice")),
+        ("t-revoked", 200, false, Some("alice")),
+        ("t-lapsing", 200, true, Some("alice")),
+        ("t-lapsing", 500, false, Some("alice")),
+        ("t-client", 200, true, None),
+    ];
+    for (token, at, active, username) in expected {
+        let seen = store
+            .view_access_token(&hash_secret(token), at)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (seen.grant_active, seen.username.as_deref()),
+            (active, username),
+            "{token} at {at}"
+        );
+    }
+    drop(store);
+    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await;
 }
 
 /// A database migrated by a newer Tessera is refused, on both databases.

@@ -2,6 +2,8 @@
 //! (its access and refresh tokens, the grant's use time, the audit event) can be
 //! written in one transaction: one commit, one WAL flush, per request.
 
+use std::sync::LazyLock;
+
 use sqlx::PgConnection;
 
 use super::refresh_from;
@@ -71,26 +73,76 @@ const ROTATE: &str = "UPDATE refresh_tokens
      WHERE chain = $4 AND token_hash = $2 AND client_id = $3 AND expires_at > $1
        AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $1))";
 
+/// The columns of an access token's insert, its parameters `$1` to `$9` in this order.
+const ACCESS_INSERT: &str =
+    "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, \
+     scope, audience, issued_at, expires_at, username, grant_ends_at, grant_revoked_at)";
+
+/// The values of an access token's insert whose parameters start at `$first`, and the
+/// copies that [`super::PostgresStore::view_access_token`] reads instead of the user
+/// and the grant (migration 0006): the user's name, and the grant's lapse and
+/// revocation times from `gs`, which `from` (the statement's `FROM` clause) joins: a
+/// row of the grant's `expires_at` and `revoked_at`, or none (a token without a
+/// grant).
+fn access_values(first: usize, from: &str) -> String {
+    let [hash, jti, grant, client, user, scope, audience, issued, expires] =
+        std::array::from_fn::<_, 9, _>(|i| first + i);
+    format!(
+        "SELECT ${hash}, ${jti}, ${grant}, ${client}, ${user}, ${scope}, ${audience}, ${issued}, ${expires},
+                (SELECT u.username FROM users u WHERE u.id = ${user}), gs.expires_at, gs.revoked_at
+         {from}"
+    )
+}
+
+/// The grant's state for an access token's copies, read with `FOR SHARE`: a
+/// revocation in progress holds a conflicting lock on the grant's row from its
+/// `UPDATE grants` to its commit, so the read waits for it and then reads the revoked
+/// row; a revocation that comes after this read waits for this transaction, and then
+/// marks this token with the rest of the grant's ([`super::PostgresStore::revoke_grant`]:
+/// its `UPDATE access_tokens` is a later statement, which sees this token committed).
+/// Without the lock, a token inserted from a snapshot taken before the revocation's
+/// commit, and committed after its `UPDATE access_tokens`, would keep a grant that is
+/// active for ever in its copy.
+fn grant_state_locked(grant: usize) -> String {
+    format!(
+        "LEFT JOIN (SELECT expires_at, revoked_at FROM grants WHERE id = ${grant} FOR SHARE) gs ON TRUE"
+    )
+}
+
+/// Insert an opaque access token with its copies of the user's name and the grant's
+/// state.
 pub(super) async fn insert_access_token(
     conn: &mut PgConnection,
     t: &OpaqueAccessToken,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(t.token_hash.to_vec())
-    .bind(&t.jti)
-    .bind(&t.grant_id)
-    .bind(&t.client_id)
-    .bind(&t.user_id)
-    .bind(t.scope.to_string())
-    .bind(&t.audience)
-    .bind(t.issued_at)
-    .bind(t.expires_at)
-    .execute(conn)
-    .await?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{ACCESS_INSERT} {}",
+            access_values(1, &format!("FROM (SELECT 1) one {}", grant_state_locked(3)))
+        )
+    });
+    bind_access(sqlx::query(SQL.as_str()), t)
+        .execute(conn)
+        .await?;
     Ok(())
+}
+
+/// Bind an access token's nine columns, in the order of [`ACCESS_INSERT`], as the
+/// next parameters of `query`.
+fn bind_access<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    a: &'q OpaqueAccessToken,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(a.token_hash.to_vec())
+        .bind(&a.jti)
+        .bind(&a.grant_id)
+        .bind(&a.client_id)
+        .bind(&a.user_id)
+        .bind(a.scope.to_string())
+        .bind(&a.audience)
+        .bind(a.issued_at)
+        .bind(a.expires_at)
 }
 
 pub(super) async fn touch_grant(conn: &mut PgConnection, id: &str, now: i64) -> StoreResult<()> {
@@ -232,7 +284,8 @@ pub(super) async fn rotate_refresh_token_in_one(
     let access_at = audit_at + if then.audit.is_some() { 8 } else { 0 };
     let touch = match &then.grant_used {
         Some(_) => format!(
-            ", t AS (UPDATE grants SET last_used_at = ${} WHERE id = ${touch_at} AND EXISTS (SELECT 1 FROM rotated))",
+            ", t AS (UPDATE grants SET last_used_at = ${} WHERE id = ${touch_at} AND EXISTS (SELECT 1 FROM rotated)
+                     RETURNING expires_at, revoked_at)",
             touch_at + 1
         ),
         None => String::new(),
@@ -249,14 +302,24 @@ pub(super) async fn rotate_refresh_token_in_one(
         None => String::new(),
     };
     let access = match &then.access_token {
-        Some(_) => format!(
-            ", a AS (INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
-                 SELECT {} FROM rotated)",
-            (access_at..access_at + 9)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Some(a) => {
+            // The grant's state for the token's copies. When the statement also writes
+            // the grant's use time, from that update (it holds the grant's row until
+            // the commit, as the lock of `grant_state_locked` would, and returns the
+            // row as a revocation committed meanwhile left it). The parts of one
+            // statement run in no set order (PostgreSQL's manual, "Data-Modifying
+            // Statements in WITH"); the update's own RETURNING does not depend on it.
+            let touched = matches!((&then.grant_used, &a.grant_id), (Some((used, _)), Some(id)) if used == id);
+            let grant_state = if touched {
+                "LEFT JOIN t gs ON TRUE".to_owned()
+            } else {
+                grant_state_locked(access_at + 2)
+            };
+            format!(
+                ", a AS ({ACCESS_INSERT} {})",
+                access_values(access_at, &format!("FROM rotated {grant_state}"))
+            )
+        }
         None => String::new(),
     };
     let sql = format!(
@@ -283,16 +346,7 @@ pub(super) async fn rotate_refresh_token_in_one(
         query = bind_audit(query, e);
     }
     if let Some(a) = &then.access_token {
-        query = query
-            .bind(a.token_hash.to_vec())
-            .bind(&a.jti)
-            .bind(&a.grant_id)
-            .bind(&a.client_id)
-            .bind(&a.user_id)
-            .bind(a.scope.to_string())
-            .bind(&a.audience)
-            .bind(a.issued_at)
-            .bind(a.expires_at);
+        query = bind_access(query, a);
     }
     let row = query.fetch_optional(&mut *conn).await?;
     Ok(Some(row.as_ref().map(refresh_from).transpose()?))

@@ -709,6 +709,18 @@ impl GrantStore for PostgresStore {
         .await?;
         let revoked = done.rows_affected() > 0;
         if revoked {
+            // The copy of the grant's state that introspection reads on each of its
+            // opaque access tokens (migration 0006), in the same transaction and after
+            // the grant's row: a token being inserted meanwhile holds that row with
+            // `FOR SHARE` until its commit, so this statement sees it
+            // (`hot::grant_state_locked`).
+            sqlx::query(
+                "UPDATE access_tokens SET grant_revoked_at = $1 WHERE grant_id = $2 AND grant_revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO revocations (grant_id, expires_at, created_at) VALUES ($1, $2, $3)",
             )
@@ -912,10 +924,11 @@ impl AccessTokenStore for PostgresStore {
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<AccessTokenView>> {
+        // The token's row alone: its grant's state and its user's name are the copies
+        // it carries (migration 0006), not reads of the grant's and the user's rows.
         let row = sqlx::query(
             "SELECT a.*,
-                    a.grant_id IS NULL OR EXISTS (SELECT 1 FROM grants g WHERE g.id = a.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $2)) AS grant_active,
-                    (SELECT username FROM users u WHERE u.id = a.user_id) AS username
+                    a.grant_id IS NULL OR (a.grant_revoked_at IS NULL AND (a.grant_ends_at IS NULL OR a.grant_ends_at > $2)) AS grant_active
              FROM access_tokens a WHERE a.token_hash = $1",
         )
         .bind(token_hash.to_vec())
