@@ -1697,6 +1697,26 @@ async fn sqlite_wal_is_checkpointed_while_writing() {
         .is_some());
 }
 
+/// Insert `token` into `store` while another connection holds what the insert needs:
+/// the insert is still waiting 300 ms later; once `release` has run, it succeeds
+/// within 5 s.
+async fn insert_waits_for(
+    store: Arc<dyn Store>,
+    token: OpaqueAccessToken,
+    what: &str,
+    release: impl std::future::Future<Output = ()>,
+) {
+    let insert = tokio::spawn(async move { store.insert_access_token(&token).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!insert.is_finished(), "the insert did not wait for {what}");
+    release.await;
+    tokio::time::timeout(std::time::Duration::from_secs(5), insert)
+        .await
+        .unwrap_or_else(|_| panic!("the insert is not done 5 s after {what} ended"))
+        .unwrap()
+        .expect("the insert succeeds after waiting");
+}
+
 /// SQLite: a token write waits while another process holds the write lock (`tessera
 /// gc`, an admin command), neither failing with `SQLITE_BUSY` nor going through, and
 /// is committed once the lock is released.
@@ -1712,22 +1732,13 @@ async fn sqlite_writes_wait_for_a_lock_held_elsewhere() {
     seed(&*store).await;
     let other = rusqlite::Connection::open(&db).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let write = tokio::spawn({
-        let store = store.clone();
-        async move {
-            store
-                .insert_access_token(&opaque("at-locked", Some("g1")))
-                .await
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(!write.is_finished(), "the write did not wait for the lock");
-    other.execute_batch("COMMIT").unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(5), write)
-        .await
-        .expect("the write is done once the lock is free")
-        .unwrap()
-        .expect("the write succeeds after waiting");
+    insert_waits_for(
+        store.clone(),
+        opaque("at-locked", Some("g1")),
+        "the lock",
+        async { other.execute_batch("COMMIT").unwrap() },
+    )
+    .await;
     assert!(store
         .find_access_token(&hash_secret("at-locked"))
         .await
@@ -1756,25 +1767,15 @@ async fn postgres_token_inserted_during_a_revocation_carries_it() {
     ] {
         sqlx::query(&statement).execute(&mut *other).await.unwrap();
     }
-    let insert = tokio::spawn({
-        let store = store.clone();
-        async move {
-            store
-                .insert_access_token(&opaque("during", Some("g1")))
-                .await
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(
-        !insert.is_finished(),
-        "the insert did not wait for the revocation in progress"
-    );
-    sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(5), insert)
-        .await
-        .expect("the insert is done once the revocation commits")
-        .unwrap()
-        .unwrap();
+    insert_waits_for(
+        store.clone(),
+        opaque("during", Some("g1")),
+        "the revocation in progress",
+        async {
+            sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
+        },
+    )
+    .await;
     let seen = store
         .view_access_token(&hash_secret("during"), NOW)
         .await
@@ -1803,18 +1804,10 @@ async fn postgres_migration_0006_copies_the_user_and_grant_state_into_stored_tok
             .collect(),
     );
     before.run(&pool).await.unwrap();
-    sqlx::raw_sql(
-        "INSERT INTO clients (id, name, redirect_uris, scope, grant_types, token_format, created_at)
-         VALUES ('c1', 'app', '[]', 'a', 'authorization_code', 'opaque', 0);
-         INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'alice', 'x', 0);
-         INSERT INTO grants (id, client_id, user_id, scope, created_at, revoked_at, expires_at)
-         VALUES ('g-live', 'c1', 'u1', 'a', 0, NULL, NULL),
-                ('g-revoked', 'c1', 'u1', 'a', 0, 100, NULL),
-                ('g-lapsing', 'c1', 'u1', 'a', 0, NULL, 500);",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    sqlx::raw_sql(include_str!("../fixtures/grants-before-0006.sql"))
+        .execute(&pool)
+        .await
+        .unwrap();
     let tokens = [
         ("t-live", Some("g-live"), Some("u1")),
         ("t-revoked", Some("g-revoked"), Some("u1")),

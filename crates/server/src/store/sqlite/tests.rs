@@ -39,15 +39,9 @@ async fn migrated_before(version: i64) -> (tempfile::TempDir, String, sqlx::Sqli
 async fn migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
     // The schema as the version before 0006 left it, with rows of that version.
     let (_dir, url, pool) = migrated_before(6).await;
-    sqlx::query(
-        "INSERT INTO clients (id, name, redirect_uris, scope, grant_types, token_format, created_at)
-         VALUES ('c1', 'app', '[]', 'a', 'authorization_code', 'opaque', 0);
-         INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'alice', 'x', 0);
-         INSERT INTO grants (id, client_id, user_id, scope, created_at, revoked_at, expires_at)
-         VALUES ('g-live', 'c1', 'u1', 'a', 0, NULL, NULL),
-                ('g-revoked', 'c1', 'u1', 'a', 0, 100, NULL),
-                ('g-lapsing', 'c1', 'u1', 'a', 0, NULL, 500);",
-    )
+    sqlx::raw_sql(include_str!(
+        "../../../tests/fixtures/grants-before-0006.sql"
+    ))
     .execute(&pool)
     .await
     .unwrap();
