@@ -12,14 +12,14 @@ mod serve;
 
 use std::path::PathBuf;
 
+use clap::{Args, Parser, Subcommand};
+use tessera_server::config::{Config, Overrides};
+
 /// mimalloc instead of glibc's allocator: a token request allocates and frees many
 /// small buffers, some of them freed on another thread (the SQLite writer's); see
 /// `bench/RESULTS.md` for what it changed.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use clap::{Args, Parser, Subcommand};
-use tessera_server::config::{Config, Overrides};
 
 #[derive(Parser)]
 #[command(

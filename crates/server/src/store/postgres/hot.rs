@@ -73,7 +73,8 @@ const ROTATE: &str = "UPDATE refresh_tokens
      WHERE chain = $4 AND token_hash = $2 AND client_id = $3 AND expires_at > $1
        AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $1))";
 
-/// The columns of an access token's insert, its parameters `$1` to `$9` in this order.
+/// The columns of an access token's insert: the nine that [`bind_access`] binds, in its
+/// order, then the three copies of [`access_values`].
 const ACCESS_INSERT: &str =
     "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, \
      scope, audience, issued_at, expires_at, username, grant_ends_at, grant_revoked_at)";
