@@ -1787,6 +1787,8 @@ async fn postgres_token_inserted_during_a_revocation_carries_it() {
     b.finish().await;
 }
 
+include!("../fixtures/tokens_before_0006.rs");
+
 /// PostgreSQL's migration 0006 gives the opaque access tokens already stored the
 /// copies of their user's name and their grant's state that introspection now reads:
 /// a token of a grant revoked before the upgrade stays refused after it.
@@ -1808,13 +1810,7 @@ async fn postgres_migration_0006_copies_the_user_and_grant_state_into_stored_tok
         .execute(&pool)
         .await
         .unwrap();
-    let tokens = [
-        ("t-live", Some("g-live"), Some("u1")),
-        ("t-revoked", Some("g-revoked"), Some("u1")),
-        ("t-lapsing", Some("g-lapsing"), Some("u1")),
-        ("t-client", None, None),
-    ];
-    for (token, grant, user) in tokens {
+    for (token, grant, user) in TOKENS_BEFORE_0006 {
         sqlx::query(
             "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
              VALUES ($1, $2, $3, 'c1', $4, 'a', 'https://api.example', 0, 1000)",

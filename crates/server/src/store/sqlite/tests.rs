@@ -32,6 +32,8 @@ async fn migrated_before(version: i64) -> (tempfile::TempDir, String, sqlx::Sqli
     (dir, url, pool)
 }
 
+include!("../../../tests/fixtures/tokens_before_0006.rs");
+
 /// Migration 0006 gives the opaque access tokens already stored the copies of
 /// their user's name and their grant's state that introspection now reads, so that
 /// a token of a grant revoked before the upgrade stays refused after it.
@@ -45,12 +47,7 @@ async fn migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
     .execute(&pool)
     .await
     .unwrap();
-    for (token, grant, user) in [
-        ("t-live", Some("g-live"), Some("u1")),
-        ("t-revoked", Some("g-revoked"), Some("u1")),
-        ("t-lapsing", Some("g-lapsing"), Some("u1")),
-        ("t-client", None, None),
-    ] {
+    for (token, grant, user) in TOKENS_BEFORE_0006 {
         sqlx::query(
             "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
              VALUES (?, ?, ?, 'c1', ?, 'a', 'https://api.example', 0, 1000)",
