@@ -9,7 +9,8 @@
 # Settings (environment): BENCH_SIZES ("0 1000000 10000000"), BENCH_BACKENDS
 # ("sqlite postgres"), BENCH_SCENARIOS ("client_credentials refresh introspect"),
 # BENCH_GC_ROWS (1000000; 0 skips the GC scenario), BENCH_GC_TIMEOUT (600 s),
-# BENCH_WARMUP (3s), BENCH_SUPPLY (1024), BENCH_REFRESH_TOKENS (30000), BENCH_SKIP
+# BENCH_WARMUP (3s), BENCH_SUPPLY (1024), BENCH_REFRESH_TOKENS (100000),
+# BENCH_REFRESH_ISSUED (today, or yesterday), BENCH_SKIP
 # (BACKEND:ROWS:SCENARIO glob patterns to leave out, e.g. "sqlite:10000000:refresh"),
 # and those of bench/lib.sh (BENCH_BIN, BENCH_REV, BENCH_RUNS, BENCH_WRK_DURATION, ...).
 
@@ -30,7 +31,15 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${BENCH_SUPPLY:=1024}"
 # Most refresh tokens (each of a different grant) read by one run; a run that uses
 # them all goes on with the tokens it is given back (reported as "chained").
-: "${BENCH_REFRESH_TOKENS:=30000}"
+: "${BENCH_REFRESH_TOKENS:=100000}"
+# When the filled refresh tokens were issued: "today" (in the 20 minutes before the
+# fill, on the same UTC day) or "yesterday" (before midnight UTC: each first rotation
+# of a filled token is then its grant's first of the day). Read README.md.
+: "${BENCH_REFRESH_ISSUED:=today}"
+case $BENCH_REFRESH_ISSUED in
+    today | yesterday) ;;
+    *) bench_die "BENCH_REFRESH_ISSUED must be today or yesterday, not $BENCH_REFRESH_ISSUED" ;;
+esac
 
 # Access tokens live 2 h instead of 10 min, so that none issued during the run expires
 # before the GC scenario (its count of deleted rows is then exactly the backlog).
@@ -100,18 +109,31 @@ drop_store() {
 # backlog for housekeeping: lapsed grants with an expired code, refresh and access
 # token each).
 fill() {
-    local backend=$1 lo=$2 hi=$3 kind=$4 now grant_exp rt_exp at_exp code_exp codes
+    local backend=$1 lo=$2 hi=$3 kind=$4 now grant_exp at_exp code_exp codes
+    local rt_issued rt_spread rt_ttl=$((30 * 86400)) day
     now=$(date +%s)
+    day=$((now - now % 86400))
     if [[ $kind == active ]]; then
-        grant_exp=NULL rt_exp=$((now + 30 * 86400)) at_exp=$((now + 2 * 86400))
-        code_exp=$((now - 3600)) codes=0
+        grant_exp=NULL at_exp=$((now + 2 * 86400)) code_exp=$((now - 3600)) codes=0
+        if [[ $BENCH_REFRESH_ISSUED == today ]]; then
+            # Rotated in the last 20 minutes of this UTC day: the store of grants
+            # refreshed every few minutes, so a rotation is not its grant's first
+            # of the day (which writes more: see README.md).
+            rt_issued=$((now - 60 < day ? now : now - 60))
+            rt_spread=$((rt_issued - day < 1200 ? rt_issued - day + 1 : 1200))
+        else
+            # Issued before midnight UTC: every first rotation of a filled token is
+            # its grant's first of the day.
+            rt_issued=$((day - 60)) rt_spread=1200
+        fi
     else
-        grant_exp=$((now - 3600)) rt_exp=$((now - 3600)) at_exp=$((now - 3600))
-        code_exp=$((now - 3600)) codes=1
+        grant_exp=$((now - 3600)) at_exp=$((now - 3600)) code_exp=$((now - 3600)) codes=1
+        rt_issued=$((now - 3600 - rt_ttl)) rt_spread=86400
     fi
     local vars=(lo="$lo" hi="$hi" now="$now" client="$APP_ID" scope="$SCOPE"
         pwhash="$PWHASH" redirect_uri="$REDIRECT_URI" audience="$AUDIENCE"
-        grant_exp="$grant_exp" rt_exp="$rt_exp" at_exp="$at_exp" code_exp="$code_exp")
+        grant_exp="$grant_exp" at_exp="$at_exp" code_exp="$code_exp"
+        rt_issued="$rt_issued" rt_spread="$rt_spread" rt_ttl="$rt_ttl")
     case $backend in
         sqlite)
             # Without a server running, the fill may skip the WAL (fill-sqlite.py --bulk).
@@ -438,7 +460,8 @@ main() {
     echo "tessera store-size benchmark, $(date -u +%FT%TZ), $(nproc) cores"
     echo "commit: $BENCH_COMMIT"
     echo "binary: $BENCH_BIN; sizes: $BENCH_SIZES; GC backlog: $BENCH_GC_ROWS rows;" \
-        "server on cpu $BENCH_SERVER_CPU, wrk on cpu $BENCH_WRK_CPU"
+        "server on cpu $BENCH_SERVER_CPU, wrk on cpu $BENCH_WRK_CPU;" \
+        "filled refresh tokens issued $BENCH_REFRESH_ISSUED"
     for backend in $BENCH_BACKENDS; do
         if [[ $backend == postgres ]] && ! bench_pg_available; then
             echo "postgres: skipped, $BENCH_PG_ADMIN_URL does not answer"

@@ -7,8 +7,11 @@
 -- 43 characters like random_token(): 'rt' (refresh), 'at' (access), 'ac' (code) and the
 -- index zero-padded to 41 digits, stored as SHA-256 like hash_secret(). Times are Unix
 -- seconds, spread over a day (i % 86400) so that the time indexes are not degenerate;
--- :grant_exp, :rt_exp, :at_exp and :code_exp are the latest expiry of each kind
--- (NULL for grants that never lapse; in the past for an expired backlog).
+-- :grant_exp, :at_exp and :code_exp are the latest expiry of each kind (NULL for
+-- grants that never lapse; in the past for an expired backlog). Refresh tokens were
+-- issued over the :rt_spread seconds up to :rt_issued and live :rt_ttl seconds (the
+-- store-size script picks them so that a rotation is, or is not, its grant's first
+-- of the UTC day).
 --
 -- Run with psql -v lo=... -v hi=... etc. Foreign key triggers are off during the fill
 -- (session_replication_role, superuser only): the rows reference each other by
@@ -45,8 +48,8 @@ WHERE :codes;
 INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at,
                             expires_at, purge_at)
 SELECT substring(h FROM 1 FOR 16), h, md5('g' || i), :'client', md5('u' || i), :'scope',
-       :now - 3600 - i % 86400, :rt_exp - i % 86400,
-       (:rt_exp - i % 86400 + 86399) / 86400 * 86400
+       :rt_issued - i % :rt_spread, :rt_issued - i % :rt_spread + :rt_ttl,
+       (:rt_issued - i % :rt_spread + :rt_ttl + 86399) / 86400 * 86400
 FROM generate_series(:lo, :hi) i,
      LATERAL (SELECT sha256(convert_to('rt' || lpad(i::text, 41, '0'), 'UTF8')) AS h) k;
 

@@ -37,8 +37,8 @@ WHERE :codes;
 INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at,
                             expires_at, purge_at)
 SELECT substr(sha256('rt' || printf('%041d', i)), 1, 16), sha256('rt' || printf('%041d', i)),
-       gid, :client, uid, :scope, :now - 3600 - i % 86400, :rt_exp - i % 86400,
-       (:rt_exp - i % 86400 + 86399) / 86400 * 86400
+       gid, :client, uid, :scope, :rt_issued - i % :rt_spread, :rt_issued - i % :rt_spread + :rt_ttl,
+       (:rt_issued - i % :rt_spread + :rt_ttl + 86399) / 86400 * 86400
 FROM fill_range;
 
 INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience,
