@@ -128,7 +128,9 @@ fill() {
         fi
     else
         grant_exp=$((now - 3600)) at_exp=$((now - 3600)) code_exp=$((now - 3600)) codes=1
-        rt_issued=$((now - 3600 - rt_ttl)) rt_spread=86400
+        # Expired over a day before: a chain goes the day after its token expired
+        # (purge_at), so that the whole backlog may go, whatever the hour.
+        rt_issued=$((now - 3600 - 86400 - rt_ttl)) rt_spread=86400
     fi
     local vars=(lo="$lo" hi="$hi" now="$now" client="$APP_ID" scope="$SCOPE"
         pwhash="$PWHASH" redirect_uri="$REDIRECT_URI" audience="$AUDIENCE"

@@ -113,6 +113,7 @@ contract!(
     admin_tokens,
     initial_access_tokens,
     housekeeping_purges_expired_rows,
+    housekeeping_purges_every_free_grant_past_those_that_wait,
     housekeeping_purges_audit_events_past_retention,
     signing_keys,
     concurrent_writes_answer_each_for_itself,
@@ -1659,6 +1660,78 @@ async fn housekeeping_purges_expired_rows(store: Arc<dyn Store>) {
         store.get_grant("g1").await.unwrap().is_some(),
         "an active grant stays"
     );
+}
+
+/// Lapsed and revoked grants go once their tokens have; those whose tokens remain are
+/// passed over, not in the way: batches smaller than the grants that wait, lapsed at
+/// the same second (ties of `expires_at`) or a second apart, and inserted in an order
+/// unlike that of their ids, still reach every grant that may go, in one purge.
+async fn housekeeping_purges_every_free_grant_past_those_that_wait(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    let live = NOW + 100;
+    let mut free = Vec::new();
+    let mut waiting = Vec::new();
+    for i in 0..30 {
+        // Two thirds lapsed at the same second; ids out of insertion order.
+        let lapsed = if i % 3 == 2 { NOW - 1 - i } else { NOW - 40 };
+        let id = format!("g-{:02}", (i * 7) % 30);
+        store
+            .create_grant(&grant(&id, "c1", "u1", Some(lapsed)))
+            .await
+            .unwrap();
+        // Most wait for a refresh token chain, which stays until the day after its
+        // token expired.
+        if i % 4 != 0 {
+            store
+                .insert_refresh_token(&refresh(&format!("r{id}"), &id, live))
+                .await
+                .unwrap();
+            waiting.push(id);
+        } else {
+            free.push(id);
+        }
+    }
+    for i in 0..6 {
+        let id = format!("g-rev-{i}");
+        store
+            .create_grant(&grant(&id, "c1", "u1", None))
+            .await
+            .unwrap();
+        if i % 2 == 0 {
+            store
+                .insert_refresh_token(&refresh(&format!("r{id}"), &id, live))
+                .await
+                .unwrap();
+            waiting.push(id.clone());
+        } else {
+            free.push(id.clone());
+        }
+        store
+            .revoke_grant(&id, NOW - 50, Actor::Admin, live)
+            .await
+            .unwrap();
+    }
+    assert_eq!((free.len(), waiting.len()), (11, 25));
+
+    let report = store.purge_expired(NOW, None, 2).await.unwrap();
+    assert_eq!(report.grants, free.len() as u64, "{report:?}");
+    for id in &free {
+        assert!(store.get_grant(id).await.unwrap().is_none(), "{id} went");
+    }
+    for id in waiting.iter().chain([&"g1".to_owned()]) {
+        assert!(store.get_grant(id).await.unwrap().is_some(), "{id} stays");
+    }
+    assert_eq!(
+        store.purge_expired(NOW, None, 2).await.unwrap(),
+        PurgeReport::default()
+    );
+    // The day after their chains' tokens expired, the chains go, then their grants.
+    let later = store.purge_expired(live + DAY, None, 2).await.unwrap();
+    assert_eq!(
+        (later.refresh_tokens, later.grants),
+        (waiting.len() as u64, waiting.len() as u64)
+    );
+    assert!(store.get_grant("g1").await.unwrap().is_some());
 }
 
 /// SQLite: the writer does not checkpoint the WAL itself, the checkpointer thread

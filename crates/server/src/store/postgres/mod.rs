@@ -1195,12 +1195,12 @@ fn iat_from(r: &PgRow) -> anyhow::Result<InitialAccessToken> {
     })
 }
 
-/// What [`HousekeepingStore::purge_expired`] deletes, in order (grants last, after
-/// their tokens): each table with the condition on its rows, `$1` being `now`.
-/// Per table: which rows go, and the order in which they are picked (an indexed column,
-/// so that each batch starts where the index leads instead of scanning the heap past
-/// the rows the earlier batches left dead).
-const PURGE: [(&str, &str, &str); 8] = [
+/// What [`HousekeepingStore::purge_expired`] deletes first, in order: each table with
+/// the condition on its rows, `$1` being `now`, and the order in which they are picked
+/// (an indexed column, so that each batch starts where the index leads instead of
+/// scanning the heap past the rows the earlier batches left dead). Grants go after
+/// their tokens ([`PURGE_GRANTS`]).
+const PURGE: [(&str, &str, &str); 7] = [
     ("auth_codes", "expires_at <= $1", "expires_at"),
     ("sessions", "expires_at <= $1", "expires_at"),
     ("refresh_tokens", "purge_at <= $1", "purge_at"),
@@ -1208,15 +1208,40 @@ const PURGE: [(&str, &str, &str); 8] = [
     ("revoked_jtis", "expires_at <= $1", "expires_at"),
     ("client_assertion_jtis", "expires_at <= $1", "expires_at"),
     ("revocations", "expires_at <= $1", "expires_at"),
-    (
-        "grants",
-        "(revoked_at IS NOT NULL OR expires_at <= $1)
-         AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)
-         AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = grants.id)
-         AND NOT EXISTS (SELECT 1 FROM auth_codes c WHERE c.grant_id = grants.id)",
-        "id",
-    ),
 ];
+
+/// The grants that may go: revoked ones, then lapsed ones, each found through its
+/// partial index (`grants_revoked`, `grants_expires`). Not every candidate goes: one
+/// that still has a code or token waits for them (a lapsed grant's refresh token chain
+/// stays until the day after its last token expired). So each batch examines the next
+/// `$4` candidates in `(column, id)` order after the cursor `($2, $3)` and deletes
+/// those with nothing left (checked again by the DELETE itself); a purge reads each
+/// candidate once, instead of every batch reading again all those the earlier batches
+/// had to keep. `$1` bounds the column (`now` for `expires_at`). Returns the rows
+/// examined, the rows deleted and the cursor for the next batch.
+const PURGE_GRANTS: [&str; 2] = ["revoked_at", "expires_at"];
+
+fn purge_grants_sql(column: &str) -> String {
+    let free = "NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.id)
+        AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id)
+        AND NOT EXISTS (SELECT 1 FROM auth_codes o WHERE o.grant_id = g.id)";
+    format!(
+        "WITH c AS MATERIALIZED (
+             (SELECT id, {column} AS k FROM grants WHERE {column} = $2 AND id > $3)
+             UNION ALL
+             (SELECT id, {column} FROM grants WHERE {column} > $2 AND {column} <= $1
+              ORDER BY {column}, id LIMIT $4)
+             ORDER BY k, id LIMIT $4),
+         gone AS (
+             DELETE FROM grants g USING c
+             WHERE g.id = c.id AND g.{column} <= $1 AND {free}
+             RETURNING 1)
+         SELECT (SELECT count(*) FROM c) AS examined, (SELECT count(*) FROM gone) AS deleted,
+                last.k, last.id
+         FROM (SELECT 1) one
+         LEFT JOIN (SELECT k, id FROM c ORDER BY k DESC, id DESC LIMIT 1) last ON true"
+    )
+}
 
 /// The audit events that go, `$1` being the retention's cutoff and `$2` the batch: of
 /// the `$2` oldest (by id), those before the first one recorded at or after the
@@ -1227,6 +1252,31 @@ const PURGE_AUDIT: &str = "
         SELECT id FROM head
         WHERE id < COALESCE((SELECT min(id) FROM head WHERE at >= $1), 9223372036854775807))";
 
+impl PostgresStore {
+    /// Run the DELETE `sql` (`$1` = `time`, `$2` = the batch size) batch after batch
+    /// at the pace of [`PurgePace`], until one deletes fewer rows than it was given;
+    /// the rows deleted in all.
+    async fn purge_paced(&self, table: &str, sql: &str, time: i64, batch: u32) -> StoreResult<u64> {
+        let mut pace = PurgePace::new(batch);
+        let mut deleted = 0;
+        loop {
+            let started = std::time::Instant::now();
+            let limit = pace.size();
+            let done = sqlx::query(sql)
+                .bind(time)
+                .bind(i64::from(limit))
+                .execute(&self.pool)
+                .await
+                .with_context(|| format!("purging {table}"))?;
+            deleted += done.rows_affected();
+            if done.rows_affected() < u64::from(limit) {
+                return Ok(deleted);
+            }
+            pace.after_batch(BatchTiming::since(started)).await;
+        }
+    }
+}
+
 #[async_trait]
 impl HousekeepingStore for PostgresStore {
     async fn purge_expired(
@@ -1236,38 +1286,17 @@ impl HousekeepingStore for PostgresStore {
         batch: u32,
     ) -> StoreResult<PurgeReport> {
         let batch = batch.max(1);
-        let mut counts = [0u64; PURGE.len() + 1];
-        let steps = PURGE
-            .iter()
-            .map(|&(table, condition, order)| {
-                // Rows picked by their ctid, the condition checked again at deletion: a
-                // row changed meanwhile is skipped, never deleted against its new state.
-                let sql = format!(
-                    "DELETE FROM {table}
-                     WHERE ctid = ANY(ARRAY(
-                         SELECT ctid FROM {table} WHERE {condition} ORDER BY {order} LIMIT $2))
-                     AND {condition}"
-                );
-                (table, sql, now)
-            })
-            .chain(audit_before.map(|before| ("audit_events", PURGE_AUDIT.to_owned(), before)));
-        for ((table, sql, time), count) in steps.zip(counts.iter_mut()) {
-            let mut pace = PurgePace::new(batch);
-            loop {
-                let started = std::time::Instant::now();
-                let limit = pace.size();
-                let done = sqlx::query(&sql)
-                    .bind(time)
-                    .bind(i64::from(limit))
-                    .execute(&self.pool)
-                    .await
-                    .with_context(|| format!("purging {table}"))?;
-                *count += done.rows_affected();
-                if done.rows_affected() < u64::from(limit) {
-                    break;
-                }
-                pace.after_batch(BatchTiming::since(started)).await;
-            }
+        let mut counts = [0u64; PURGE.len() + 2];
+        for (&(table, condition, order), count) in PURGE.iter().zip(counts.iter_mut()) {
+            // Rows picked by their ctid, the condition checked again at deletion: a row
+            // changed meanwhile is skipped, never deleted against its new state.
+            let sql = format!(
+                "DELETE FROM {table}
+                 WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM {table} WHERE {condition} ORDER BY {order} LIMIT $2))
+                 AND {condition}"
+            );
+            *count = self.purge_paced(table, &sql, now, batch).await?;
             // After a large purge the planner's statistics still count the deleted rows
             // until autovacuum comes by; the grants step, which checks these tables for
             // each candidate, then picks plans that scan them whole (measured: 3.9 s per
@@ -1278,6 +1307,42 @@ impl HousekeepingStore for PostgresStore {
                     .await
                     .with_context(|| format!("analysing {table}"))?;
             }
+        }
+        for column in PURGE_GRANTS {
+            let sql = purge_grants_sql(column);
+            // Revoked grants go whenever revoked; lapsed ones once `expires_at <= now`.
+            let bound = if column == "expires_at" {
+                now
+            } else {
+                i64::MAX
+            };
+            let (mut after_k, mut after_id) = (i64::MIN, String::new());
+            let mut pace = PurgePace::new(batch);
+            loop {
+                let started = std::time::Instant::now();
+                let limit = pace.size();
+                let row = sqlx::query(&sql)
+                    .bind(bound)
+                    .bind(after_k)
+                    .bind(&after_id)
+                    .bind(i64::from(limit))
+                    .fetch_one(&self.pool)
+                    .await
+                    .context("purging grants")?;
+                let examined: i64 = row.try_get("examined")?;
+                let deleted: i64 = row.try_get("deleted")?;
+                counts[PURGE.len()] += deleted as u64;
+                if examined < i64::from(limit) {
+                    break;
+                }
+                (after_k, after_id) = (row.try_get("k")?, row.try_get("id")?);
+                pace.after_batch(BatchTiming::since(started)).await;
+            }
+        }
+        if let Some(before) = audit_before {
+            counts[PURGE.len() + 1] = self
+                .purge_paced("audit_events", PURGE_AUDIT, before, batch)
+                .await?;
         }
         Ok(PurgeReport::from_counts(counts))
     }
