@@ -924,7 +924,10 @@ pub trait HousekeepingStore: Send + Sync {
     /// little longer rather than searched for.
     ///
     /// Deletes at most `batch` rows per statement (each its own short transaction),
-    /// repeating until a statement deletes fewer than it was given, at the pace of
+    /// repeating until a statement deletes fewer than it was given (for grants: until
+    /// one examines fewer candidates than it was given, going on after the last one
+    /// examined, so that grants still waiting for their tokens are read once per
+    /// purge), at the pace of
     /// [`PurgePace`]: statements of about 10 ms on PostgreSQL and 5 ms on SQLite, with
     /// as long a pause after each, or four times as long when other writes waited.
     async fn purge_expired(
