@@ -8,26 +8,66 @@
 //! issues transact-rs/sqlx#4385 and #4393), so the next request on that connection
 //! writes rows that no other connection sees and that are lost when the connection
 //! closes: a login whose session is not there on the next request, a token answered
-//! but never stored. Running each request as a task of its own removes the whole
-//! class: the task finishes (and commits or rolls back) whatever the client does,
-//! and only its response is thrown away.
+//! but never stored. Handing what is left of a dropped request to a task of its own
+//! removes the whole class: the request finishes (and commits or rolls back)
+//! whatever the client does, and only its response is thrown away.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use tracing::Instrument;
+use axum::response::Response;
+use tracing::{Instrument, Span};
 
-/// Middleware ([`axum::middleware::from_fn`]): the rest of the stack runs on a task
-/// of its own, in the request's tracing span. A panic in it is raised again here, so
-/// it is handled as it would be without this layer.
+/// Middleware ([`axum::middleware::from_fn`]): the rest of the stack runs on the
+/// connection's task, as it would without this layer (a panic in it unwinds as it
+/// would), and only if hyper drops it before it is done does what is left of it go on
+/// as a task of its own, in the request's tracing span.
+///
+/// Spawning every request instead costs a task, a join handle and two wake-ups per
+/// request, about a microsecond of the server's core; this costs one allocation.
 pub async fn detach(request: Request, next: Next) -> Response {
-    let task = tokio::spawn(next.run(request).in_current_span());
-    match task.await {
-        Ok(response) => response,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Cancelled: only when the runtime shuts down under it.
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    RunToEnd {
+        rest: Some(Box::pin(next.run(request))),
+        span: Span::current(),
+    }
+    .await
+}
+
+/// A future that, dropped before it is done, hands what is left of it to a task of
+/// its own (when a runtime is there to run it: not while the runtime shuts down).
+struct RunToEnd<F: Future<Output = Response> + Send + 'static> {
+    rest: Option<Pin<Box<F>>>,
+    span: Span,
+}
+
+impl<F: Future<Output = Response> + Send + 'static> Future for RunToEnd<F> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        // `RunToEnd` is `Unpin`: the future it runs is pinned in its box.
+        let this = self.get_mut();
+        let Some(rest) = this.rest.as_mut() else {
+            panic!("a request's future polled after it completed");
+        };
+        let response = std::task::ready!(rest.as_mut().poll(cx));
+        this.rest = None;
+        Poll::Ready(response)
+    }
+}
+
+impl<F: Future<Output = Response> + Send + 'static> Drop for RunToEnd<F> {
+    fn drop(&mut self) {
+        // A future that panicked is not polled again: it unwinds as it would have.
+        if std::thread::panicking() {
+            return;
+        }
+        if let (Some(rest), Ok(runtime)) = (self.rest.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(rest.instrument(self.span.clone()));
+        }
     }
 }
 
@@ -38,6 +78,7 @@ mod tests {
     use std::time::Duration;
 
     use axum::body::Body;
+    use axum::http::StatusCode;
     use axum::routing::get;
     use axum::Router;
     use tower::ServiceExt;
@@ -84,5 +125,25 @@ mod tests {
         let request = Request::builder().uri("/").body(Body::empty()).unwrap();
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+    }
+
+    /// A panic in a handler unwinds through the layer as it would without it, and
+    /// what panicked is not run again.
+    #[tokio::test]
+    async fn a_panic_unwinds_through() {
+        let app = Router::new()
+            .route(
+                "/",
+                get(|| async {
+                    if true {
+                        panic!("the handler failed");
+                    }
+                    "unreachable"
+                }),
+            )
+            .layer(axum::middleware::from_fn(detach));
+        let request = Request::builder().uri("/").body(Body::empty()).unwrap();
+        let outcome = tokio::spawn(app.oneshot(request)).await;
+        assert!(outcome.is_err_and(|e| e.is_panic()));
     }
 }
