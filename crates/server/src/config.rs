@@ -54,7 +54,8 @@ pub struct Config {
     pub housekeeping: HousekeepingConfig,
     /// What the audit trail records, and how long it keeps it.
     pub audit: AuditConfig,
-    /// Log filter in `tracing` syntax. Default `info`.
+    /// Log filter in `tracing` syntax. Default `info`. With `tower_http` at `debug`,
+    /// every HTTP request also gets a span and two events.
     pub log: String,
 }
 
