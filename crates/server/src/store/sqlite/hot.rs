@@ -186,11 +186,17 @@ pub(super) fn insert_code(conn: &Connection, c: &AuthCode) -> StoreResult<()> {
     Ok(())
 }
 
-/// Start a chain with its first token.
+/// Start a chain with its first token, and the copies of its grant's lapse and
+/// revocation times that rotations read instead of the grant (migration 0008). They
+/// are read here, in the writer's transaction: a grant revoked before this insert is
+/// seen revoked by it, and one revoked after it marks this chain too
+/// ([`super::SqliteStore::revoke_grant`]).
 pub(super) fn insert_refresh_token(conn: &Connection, t: &RefreshToken) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at,
+                                     grant_ends_at, grant_revoked_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, g.expires_at, g.revoked_at
+         FROM (SELECT 1) LEFT JOIN grants g ON g.id = ?3",
     )?
     .execute(params![
         &t.token_hash[..CHAIN_LEN],
@@ -233,10 +239,10 @@ pub(super) fn rotate_refresh_token(
                  scope = COALESCE(?6, scope), issued_at = COALESCE(?7, issued_at),
                  expires_at = COALESCE(?8, expires_at)
              WHERE chain = ?1 AND token_hash = ?2 AND client_id = ?4 AND expires_at > ?5
-               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?5))
+               AND grant_revoked_at IS NULL AND (grant_ends_at IS NULL OR grant_ends_at > ?5)
              RETURNING ",
             refresh_columns!(),
-            ", purge_at"
+            ", purge_at, grant_ends_at"
         ))?
         .query_row(
             params![
@@ -249,16 +255,28 @@ pub(super) fn rotate_refresh_token(
                 successor.map(|r| r.issued_at),
                 successor.map(|r| r.expires_at),
             ],
-            |row| Ok((refresh_at(row)?, row.get::<_, i64>(REFRESH_COLUMNS)?)),
+            |row| {
+                Ok((
+                    refresh_at(row)?,
+                    row.get::<_, i64>(REFRESH_COLUMNS)?,
+                    row.get::<_, Option<i64>>(REFRESH_COLUMNS + 1)?,
+                ))
+            },
         )
         .optional()?;
-    if let Some((rotated, purge_at)) = rotated {
+    if let Some((rotated, purge_at, grant_ends_at)) = rotated {
         // The day housekeeping may delete the row moves on once a day at most.
         if let Some(r) = successor.filter(|r| r.purge_at() > purge_at) {
             conn.prepare_cached("UPDATE refresh_tokens SET purge_at = ? WHERE chain = ?")?
                 .execute(params![r.purge_at(), chain])?;
         }
-        issue_tokens_but(conn, then, successor.is_some())?;
+        // The grant is active (the update above found it so, in this transaction):
+        // the access token's copies of its state need no read of the grant.
+        let active = ActiveGrant {
+            id: &rotated.grant_id,
+            ends_at: grant_ends_at,
+        };
+        issue_tokens_but(conn, then, successor.is_some(), Some(active))?;
         return Ok(Rotation::Rotated(rotated));
     }
     let found = conn
@@ -282,6 +300,45 @@ pub(super) fn rotate_refresh_token(
 /// this insert is seen revoked by it, and one revoked after it marks this token too
 /// ([`super::SqliteStore::revoke_grant`]).
 pub(super) fn insert_access_token(conn: &Connection, t: &OpaqueAccessToken) -> StoreResult<()> {
+    insert_access_token_of(conn, t, None)
+}
+
+/// A grant found active in the writer's current transaction, with when it lapses.
+#[derive(Clone, Copy)]
+struct ActiveGrant<'a> {
+    id: &'a str,
+    ends_at: Option<i64>,
+}
+
+/// [`insert_access_token`]; when the token is of `active`, with that grant's state
+/// as its copies instead of a read of the grant. `active` must have been found active
+/// in the same transaction: a revocation is a write, so none can come in between.
+fn insert_access_token_of(
+    conn: &Connection,
+    t: &OpaqueAccessToken,
+    active: Option<ActiveGrant>,
+) -> StoreResult<()> {
+    if let Some(g) = active.filter(|g| t.grant_id.as_deref() == Some(g.id)) {
+        conn.prepare_cached(
+            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
+                                        username, grant_ends_at, grant_revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+                     (SELECT u.username FROM users u WHERE u.id = ?5), ?10, NULL)",
+        )?
+        .execute(params![
+            &t.token_hash[..],
+            t.jti,
+            t.grant_id,
+            t.client_id,
+            t.user_id,
+            t.scope.to_string(),
+            t.audience,
+            t.issued_at,
+            t.expires_at,
+            g.ends_at,
+        ])?;
+        return Ok(());
+    }
     conn.prepare_cached(
         "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
                                     username, grant_ends_at, grant_revoked_at)
@@ -339,13 +396,19 @@ pub(super) fn touch_grant(conn: &Connection, id: &str, now: i64) -> StoreResult<
 
 /// Every part of `issuance`; the caller runs it in a savepoint.
 pub(super) fn issue_tokens(conn: &Connection, i: &Issuance) -> StoreResult<()> {
-    issue_tokens_but(conn, i, false)
+    issue_tokens_but(conn, i, false, None)
 }
 
-/// Every part of `issuance`, its refresh token unless `rotated_in_place`.
-fn issue_tokens_but(conn: &Connection, i: &Issuance, rotated_in_place: bool) -> StoreResult<()> {
+/// Every part of `issuance`, its refresh token unless `rotated_in_place`; an access
+/// token of `active` with that grant's state ([`insert_access_token_of`]).
+fn issue_tokens_but(
+    conn: &Connection,
+    i: &Issuance,
+    rotated_in_place: bool,
+    active: Option<ActiveGrant>,
+) -> StoreResult<()> {
     if let Some(t) = &i.access_token {
-        insert_access_token(conn, t)?;
+        insert_access_token_of(conn, t, active)?;
     }
     if let Some(t) = i.refresh_token.as_ref().filter(|_| !rotated_in_place) {
         insert_refresh_token(conn, t)?;

@@ -592,6 +592,14 @@ impl GrantStore for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            // And the copy on each of its refresh token chains (migration 0008).
+            sqlx::query(
+                "UPDATE refresh_tokens SET grant_revoked_at = ? WHERE grant_id = ? AND grant_revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO revocations (grant_id, expires_at, created_at) VALUES (?, ?, ?)",
             )

@@ -98,8 +98,7 @@ pub(super) fn view_refresh_token(
         .prepare_cached(concat!(
             "SELECT ",
             refresh_columns!(),
-            ", (SELECT g.expires_at FROM grants g WHERE g.id = r.grant_id)
-             FROM refresh_tokens r WHERE chain = ?1"
+            ", grant_ends_at FROM refresh_tokens WHERE chain = ?1"
         ))?
         .query_row(params![&token_hash[..CHAIN_LEN], &token_hash[..]], |row| {
             Ok(RefreshTokenView {
@@ -115,15 +114,19 @@ pub(super) fn find_active_refresh_token(
     token_hash: &TokenHash,
     now: i64,
 ) -> StoreResult<Option<RefreshToken>> {
-    Ok(conn.prepare_cached(concat!(
-        "SELECT ",
-        refresh_columns!(),
-        " FROM refresh_tokens
+    Ok(conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            refresh_columns!(),
+            " FROM refresh_tokens
          WHERE chain = ?1 AND token_hash = ?2 AND expires_at > ?3
-           AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?3))"
-    ))?
-    .query_row(params![&token_hash[..CHAIN_LEN], &token_hash[..], now], refresh_at)
-    .optional()?)
+           AND grant_revoked_at IS NULL AND (grant_ends_at IS NULL OR grant_ends_at > ?3)"
+        ))?
+        .query_row(
+            params![&token_hash[..CHAIN_LEN], &token_hash[..], now],
+            refresh_at,
+        )
+        .optional()?)
 }
 
 pub(super) fn find_access_token(

@@ -161,3 +161,70 @@ async fn migration_0007_keeps_stored_refresh_tokens_and_their_use() {
     let purged = store.purge_expired(2 * 86_400, None, 10).await.unwrap();
     assert_eq!(purged.refresh_tokens, 2);
 }
+
+/// Migration 0008 gives the refresh token chains already stored the copies of their
+/// grant's lapse and revocation times that rotations now read instead of the grant:
+/// a chain of a grant revoked before the upgrade stays refused after it, and one of a
+/// lapsing grant still lapses with it.
+#[tokio::test]
+async fn migration_0008_copies_the_grant_state_into_stored_chains() {
+    let (_dir, url, pool) = migrated_before(8).await;
+    sqlx::raw_sql(include_str!(
+        "../../../tests/fixtures/grants-before-0006.sql"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let token = |grant: &str| format!("rt-{grant}");
+    for grant in ["g-live", "g-revoked", "g-lapsing"] {
+        let key = refresh_key(&token(grant));
+        sqlx::query(
+            "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
+             VALUES (?, ?, ?, 'c1', 'u1', 'a', 100, 86500, 172800)",
+        )
+        .bind(&key[..crate::crypto::CHAIN_LEN])
+        .bind(&key[..])
+        .bind(grant)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let active = |grant: &'static str, now: i64| {
+        let (store, key) = (&store, refresh_key(&token(grant)));
+        async move {
+            store
+                .find_active_refresh_token(&key, now)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(active("g-live", 200).await);
+    assert!(
+        !active("g-revoked", 200).await,
+        "revoked before the upgrade"
+    );
+    assert!(active("g-lapsing", 200).await);
+    assert!(!active("g-lapsing", 500).await, "lapsed at its grant's end");
+    let view = store
+        .view_refresh_token(&refresh_key(&token("g-lapsing")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.grant_expires_at, Some(500));
+    let rotate = |grant: &'static str, now: i64| {
+        let (store, key) = (&store, refresh_key(&token(grant)));
+        async move {
+            store
+                .rotate_refresh_token(&key, "c1", now, &Issuance::default())
+                .await
+                .unwrap()
+        }
+    };
+    assert!(matches!(rotate("g-revoked", 200).await, Rotation::Invalid));
+    assert!(matches!(rotate("g-lapsing", 500).await, Rotation::Invalid));
+    assert!(matches!(rotate("g-live", 200).await, Rotation::Rotated(_)));
+}
