@@ -318,45 +318,37 @@ fn insert_access_token_of(
     t: &OpaqueAccessToken,
     active: Option<ActiveGrant>,
 ) -> StoreResult<()> {
-    if let Some(g) = active.filter(|g| t.grant_id.as_deref() == Some(g.id)) {
-        conn.prepare_cached(
+    let hash = &t.token_hash[..];
+    let scope = t.scope.to_string();
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+        &hash,
+        &t.jti,
+        &t.grant_id,
+        &t.client_id,
+        &t.user_id,
+        &scope,
+        &t.audience,
+        &t.issued_at,
+        &t.expires_at,
+    ];
+    let known = active.filter(|g| t.grant_id.as_deref() == Some(g.id));
+    let sql = match &known {
+        Some(g) => {
+            values.push(&g.ends_at);
             "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
                                         username, grant_ends_at, grant_revoked_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
-                     (SELECT u.username FROM users u WHERE u.id = ?5), ?10, NULL)",
-        )?
-        .execute(params![
-            &t.token_hash[..],
-            t.jti,
-            t.grant_id,
-            t.client_id,
-            t.user_id,
-            t.scope.to_string(),
-            t.audience,
-            t.issued_at,
-            t.expires_at,
-            g.ends_at,
-        ])?;
-        return Ok(());
-    }
-    conn.prepare_cached(
-        "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
-                                    username, grant_ends_at, grant_revoked_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
-                (SELECT u.username FROM users u WHERE u.id = ?5), g.expires_at, g.revoked_at
-         FROM (SELECT 1) LEFT JOIN grants g ON g.id = ?3",
-    )?
-    .execute(params![
-        &t.token_hash[..],
-        t.jti,
-        t.grant_id,
-        t.client_id,
-        t.user_id,
-        t.scope.to_string(),
-        t.audience,
-        t.issued_at,
-        t.expires_at,
-    ])?;
+                     (SELECT u.username FROM users u WHERE u.id = ?5), ?10, NULL)"
+        }
+        None => {
+            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
+                                        username, grant_ends_at, grant_revoked_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+                    (SELECT u.username FROM users u WHERE u.id = ?5), g.expires_at, g.revoked_at
+             FROM (SELECT 1) LEFT JOIN grants g ON g.id = ?3"
+        }
+    };
+    conn.prepare_cached(sql)?.execute(&*values)?;
     Ok(())
 }
 

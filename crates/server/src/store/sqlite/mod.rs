@@ -583,23 +583,19 @@ impl GrantStore for SqliteStore {
         .await?;
         let revoked = done.rows_affected() > 0;
         if revoked {
-            // The copy of the grant's state that introspection reads on each of its
-            // opaque access tokens (migration 0006), in the same transaction.
-            sqlx::query(
-                "UPDATE access_tokens SET grant_revoked_at = ? WHERE grant_id = ? AND grant_revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            // And the copy on each of its refresh token chains (migration 0008).
-            sqlx::query(
-                "UPDATE refresh_tokens SET grant_revoked_at = ? WHERE grant_id = ? AND grant_revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            // The copies of the grant's state, in the same transaction: the one that
+            // introspection reads on each of its opaque access tokens (migration
+            // 0006), and the one rotations read on each of its refresh token chains
+            // (migration 0008).
+            for table in ["access_tokens", "refresh_tokens"] {
+                sqlx::query(&format!(
+                    "UPDATE {table} SET grant_revoked_at = ? WHERE grant_id = ? AND grant_revoked_at IS NULL"
+                ))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(
                 "INSERT INTO revocations (grant_id, expires_at, created_at) VALUES (?, ?, ?)",
             )

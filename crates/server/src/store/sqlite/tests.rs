@@ -34,6 +34,17 @@ async fn migrated_before(version: i64) -> (tempfile::TempDir, String, sqlx::Sqli
 
 include!("../../../tests/fixtures/tokens_before_0006.rs");
 
+/// The rows of `grants-before-0006.sql`: a client, a user, and a grant that is live,
+/// one revoked and one that lapses at 500.
+async fn grants_before_0006(pool: &sqlx::SqlitePool) {
+    sqlx::raw_sql(include_str!(
+        "../../../tests/fixtures/grants-before-0006.sql"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 /// Migration 0006 gives the opaque access tokens already stored the copies of
 /// their user's name and their grant's state that introspection now reads, so that
 /// a token of a grant revoked before the upgrade stays refused after it.
@@ -41,12 +52,7 @@ include!("../../../tests/fixtures/tokens_before_0006.rs");
 async fn migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
     // The schema as the version before 0006 left it, with rows of that version.
     let (_dir, url, pool) = migrated_before(6).await;
-    sqlx::raw_sql(include_str!(
-        "../../../tests/fixtures/grants-before-0006.sql"
-    ))
-    .execute(&pool)
-    .await
-    .unwrap();
+    grants_before_0006(&pool).await;
     for (token, grant, user) in TOKENS_BEFORE_0006 {
         sqlx::query(
             "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
@@ -169,12 +175,7 @@ async fn migration_0007_keeps_stored_refresh_tokens_and_their_use() {
 #[tokio::test]
 async fn migration_0008_copies_the_grant_state_into_stored_chains() {
     let (_dir, url, pool) = migrated_before(8).await;
-    sqlx::raw_sql(include_str!(
-        "../../../tests/fixtures/grants-before-0006.sql"
-    ))
-    .execute(&pool)
-    .await
-    .unwrap();
+    grants_before_0006(&pool).await;
     let token = |grant: &str| format!("rt-{grant}");
     for grant in ["g-live", "g-revoked", "g-lapsing"] {
         let key = refresh_key(&token(grant));
