@@ -13,5 +13,5 @@ ALTER TABLE refresh_tokens ADD COLUMN grant_ends_at INTEGER;
 ALTER TABLE refresh_tokens ADD COLUMN grant_revoked_at INTEGER;
 
 UPDATE refresh_tokens
-SET grant_ends_at = (SELECT g.expires_at FROM grants g WHERE g.id = refresh_tokens.grant_id),
-    grant_revoked_at = (SELECT g.revoked_at FROM grants g WHERE g.id = refresh_tokens.grant_id);
+SET (grant_ends_at, grant_revoked_at) =
+    (SELECT g.expires_at, g.revoked_at FROM grants g WHERE g.id = refresh_tokens.grant_id);

@@ -304,7 +304,6 @@ pub(super) fn insert_access_token(conn: &Connection, t: &OpaqueAccessToken) -> S
 }
 
 /// A grant found active in the writer's current transaction, with when it lapses.
-#[derive(Clone, Copy)]
 struct ActiveGrant<'a> {
     id: &'a str,
     ends_at: Option<i64>,
@@ -318,9 +317,29 @@ fn insert_access_token_of(
     t: &OpaqueAccessToken,
     active: Option<ActiveGrant>,
 ) -> StoreResult<()> {
-    let hash = &t.token_hash[..];
-    let scope = t.scope.to_string();
-    let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+    // The grant's lapse and revocation times: `?10` when known, else read.
+    let (known, ends_at) = match active.filter(|g| t.grant_id.as_deref() == Some(g.id)) {
+        Some(g) => (true, g.ends_at),
+        None => (false, None),
+    };
+    // An access token's insert, up to the copies of its grant's state.
+    macro_rules! insert {
+        () => {
+            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
+                                        username, grant_ends_at, grant_revoked_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT u.username FROM users u WHERE u.id = ?5), "
+        };
+    }
+    let sql = if known {
+        concat!(insert!(), "?10, NULL")
+    } else {
+        concat!(
+            insert!(),
+            "g.expires_at, g.revoked_at FROM (SELECT 1) LEFT JOIN grants g ON g.id = ?3"
+        )
+    };
+    let (hash, scope) = (&t.token_hash[..], t.scope.to_string());
+    let values: [&dyn rusqlite::ToSql; 10] = [
         &hash,
         &t.jti,
         &t.grant_id,
@@ -330,25 +349,10 @@ fn insert_access_token_of(
         &t.audience,
         &t.issued_at,
         &t.expires_at,
+        &ends_at,
     ];
-    let known = active.filter(|g| t.grant_id.as_deref() == Some(g.id));
-    let sql = match &known {
-        Some(g) => {
-            values.push(&g.ends_at);
-            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
-                                        username, grant_ends_at, grant_revoked_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
-                     (SELECT u.username FROM users u WHERE u.id = ?5), ?10, NULL)"
-        }
-        None => {
-            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
-                                        username, grant_ends_at, grant_revoked_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
-                    (SELECT u.username FROM users u WHERE u.id = ?5), g.expires_at, g.revoked_at
-             FROM (SELECT 1) LEFT JOIN grants g ON g.id = ?3"
-        }
-    };
-    conn.prepare_cached(sql)?.execute(&*values)?;
+    conn.prepare_cached(sql)?
+        .execute(&values[..if known { 10 } else { 9 }])?;
     Ok(())
 }
 
