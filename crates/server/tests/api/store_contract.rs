@@ -1821,7 +1821,7 @@ async fn sqlite_writes_wait_for_a_lock_held_elsewhere() {
 
 /// PostgreSQL: an access token inserted while its grant is being revoked on another
 /// connection (another instance) carries the revocation. The other connection runs
-/// `revoke_grant`'s statements, the grant's row and then its tokens' copies, and
+/// `revoke_grant`'s statements (its chains' copies, the grant's row, its tokens' copies) and
 /// commits only after the insert has started: the insert's snapshot then still shows
 /// the grant active, and the revocation's update of the tokens has already run. The
 /// insert reads the grant with `FOR SHARE`, so it waits for that commit and copies the
@@ -1834,10 +1834,7 @@ async fn postgres_token_inserted_during_a_revocation_carries_it() {
     let (admin, schema) = b.cleanup.clone().unwrap();
     let mut other = admin.acquire().await.unwrap();
     sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
-    for statement in [
-        format!("UPDATE {schema}.grants SET revoked_at = {NOW}, revoked_by = 'person' WHERE id = 'g1'"),
-        format!("UPDATE {schema}.access_tokens SET grant_revoked_at = {NOW} WHERE grant_id = 'g1' AND grant_revoked_at IS NULL"),
-    ] {
+    for statement in revocation_of_g1(&schema) {
         sqlx::query(&statement).execute(&mut *other).await.unwrap();
     }
     insert_waits_for(
@@ -1919,6 +1916,264 @@ async fn postgres_migration_0006_copies_the_user_and_grant_state_into_stored_tok
             "{token} at {at}"
         );
     }
+    drop(store);
+    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await;
+}
+
+/// The statements of `revoke_grant` on PostgreSQL, for grant g1 at `NOW` in `schema`,
+/// up to the update of its access tokens' copies: its chains' copies, then the grant.
+fn revocation_of_g1(schema: &str) -> [String; 3] {
+    [
+        format!("UPDATE {schema}.refresh_tokens SET grant_revoked_at = {NOW} WHERE grant_id = 'g1' AND grant_revoked_at IS NULL"),
+        format!("UPDATE {schema}.grants SET revoked_at = {NOW}, revoked_by = 'person' WHERE id = 'g1'"),
+        format!("UPDATE {schema}.access_tokens SET grant_revoked_at = {NOW} WHERE grant_id = 'g1' AND grant_revoked_at IS NULL"),
+    ]
+}
+
+/// PostgreSQL: a refresh token rotated while its grant is being revoked on another
+/// connection waits for the revocation's commit (the revocation holds the chain's row)
+/// and is then refused: the rotation reads the grant's state from the chain's copy
+/// (migration 0007), which the revocation marks under that lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rotation_during_a_revocation_is_refused() {
+    let b = Backend::postgres().await;
+    let store = b.store.clone();
+    seed(store.as_ref()).await;
+    let chain = new_chain();
+    let (key, row) = chained(&chain, NOW, NOW + DAY);
+    store.insert_refresh_token(&row).await.unwrap();
+    let (admin, schema) = b.cleanup.clone().unwrap();
+    let mut other = admin.acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
+    for statement in revocation_of_g1(&schema) {
+        sqlx::query(&statement).execute(&mut *other).await.unwrap();
+    }
+    let rotation = tokio::spawn({
+        let store = store.clone();
+        let next = chained(&chain, NOW + 1, NOW + DAY).1;
+        async move { rotate(store.as_ref(), &key, "c1", NOW + 1, Some(next)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !rotation.is_finished(),
+        "the rotation did not wait for the revocation"
+    );
+    sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
+    let rotation = tokio::time::timeout(std::time::Duration::from_secs(5), rotation)
+        .await
+        .expect("the rotation is done 5 s after the revocation's commit")
+        .unwrap();
+    assert!(matches!(rotation, Rotation::Invalid), "{rotation:?}");
+    drop(other);
+    drop(store);
+    b.finish().await;
+}
+
+/// PostgreSQL: a revocation that meets a rotation holding its chain's row waits for
+/// it, and the rotation may then record the grant's use (update the grant's row)
+/// without a deadlock: `revoke_grant` takes the chains' rows before the grant's, in
+/// the rotation's order. The chain ends up refused, the grant revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_revocation_waits_for_a_rotation_without_deadlock() {
+    let b = Backend::postgres().await;
+    let store = b.store.clone();
+    seed(store.as_ref()).await;
+    let chain = new_chain();
+    let (key, row) = chained(&chain, NOW, NOW + DAY);
+    store.insert_refresh_token(&row).await.unwrap();
+    let (admin, schema) = b.cleanup.clone().unwrap();
+    let mut other = admin.acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
+    // A rotation's first statement: the chain's row.
+    sqlx::query(&format!(
+        "UPDATE {schema}.refresh_tokens SET rotated_at = {NOW} WHERE chain = $1"
+    ))
+    .bind(&chain[..])
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let revocation = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .revoke_grant("g1", NOW + 1, Actor::Person, NOW + DAY)
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !revocation.is_finished(),
+        "the revocation did not wait for the rotation"
+    );
+    // Then the grant's use time, as a rotation records it; PostgreSQL detects a
+    // deadlock after deadlock_timeout (1 s) and fails one of the two.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        sqlx::query(&format!(
+            "UPDATE {schema}.grants SET last_used_at = {NOW} WHERE id = 'g1'"
+        ))
+        .execute(&mut *other),
+    )
+    .await
+    .expect("the grant's row is not held by the waiting revocation")
+    .expect("no deadlock");
+    sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
+    let revoked = tokio::time::timeout(std::time::Duration::from_secs(5), revocation)
+        .await
+        .expect("the revocation is done 5 s after the rotation's commit")
+        .unwrap()
+        .unwrap();
+    assert!(revoked);
+    assert!(store
+        .find_active_refresh_token(&key, NOW + 2)
+        .await
+        .unwrap()
+        .is_none());
+    drop(other);
+    drop(store);
+    b.finish().await;
+}
+
+/// PostgreSQL: a refresh token chain inserted by a transaction that read its grant
+/// active (holding the grant's row with `FOR SHARE`, as `insert_refresh_token` does)
+/// while a revocation runs carries the revocation: the revocation's update of the
+/// grant waits for that transaction, and it marks the grant's chains again after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_chain_inserted_during_a_revocation_carries_it() {
+    let b = Backend::postgres().await;
+    let store = b.store.clone();
+    seed(store.as_ref()).await;
+    let (admin, schema) = b.cleanup.clone().unwrap();
+    let chain = new_chain();
+    let key = refresh_key(&chained_token(&chain));
+    let mut other = admin.acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
+    sqlx::query(&format!(
+        "SELECT revoked_at FROM {schema}.grants WHERE id = 'g1' FOR SHARE"
+    ))
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let revocation = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .revoke_grant("g1", NOW, Actor::Person, NOW + DAY)
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !revocation.is_finished(),
+        "the revocation did not wait for the grant's row"
+    );
+    // The chain, with the grant's state as read above: active.
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
+         VALUES ($1, $2, 'g1', 'c1', 'u1', 'a', {NOW}, {}, {})",
+        NOW + DAY,
+        NOW + 2 * DAY
+    ))
+    .bind(&chain[..])
+    .bind(&key[..])
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
+    let revoked = tokio::time::timeout(std::time::Duration::from_secs(5), revocation)
+        .await
+        .expect("the revocation is done 5 s after the insert's commit")
+        .unwrap()
+        .unwrap();
+    assert!(revoked);
+    assert!(
+        store
+            .find_active_refresh_token(&key, NOW + 1)
+            .await
+            .unwrap()
+            .is_none(),
+        "the chain's copy missed the revocation"
+    );
+    drop(other);
+    drop(store);
+    b.finish().await;
+}
+
+/// PostgreSQL's migration 0007 gives the refresh token chains already stored the copy
+/// of their grant's state that rotations now read: a chain of a grant revoked before
+/// the upgrade stays refused after it, one of a lapsing grant lapses with it.
+#[tokio::test]
+async fn postgres_migration_0007_copies_the_grant_state_into_stored_chains() {
+    let (admin, schema, url) = postgres_schema().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut before = sqlx::migrate!("./migrations/postgres");
+    before.migrations = std::borrow::Cow::Owned(
+        before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 7)
+            .cloned()
+            .collect(),
+    );
+    before.run(&pool).await.unwrap();
+    sqlx::raw_sql(include_str!("../fixtures/grants-before-0006.sql"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let token = |grant: &str| format!("rt-{grant}");
+    for grant in ["g-live", "g-revoked", "g-lapsing"] {
+        let key = refresh_key(&token(grant));
+        sqlx::query(
+            "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
+             VALUES ($1, $2, $3, 'c1', 'u1', 'a', 100, 86500, 172800)",
+        )
+        .bind(&key[..tessera_server::crypto::CHAIN_LEN])
+        .bind(&key[..])
+        .bind(grant)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = PostgresStore::connect(&url, 2).await.unwrap();
+    let active = |grant: &'static str, now: i64| {
+        let (store, key) = (&store, refresh_key(&token(grant)));
+        async move {
+            store
+                .find_active_refresh_token(&key, now)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(active("g-live", 200).await);
+    assert!(
+        !active("g-revoked", 200).await,
+        "revoked before the upgrade"
+    );
+    assert!(active("g-lapsing", 200).await);
+    assert!(!active("g-lapsing", 500).await, "lapsed at its grant's end");
+    let view = store
+        .view_refresh_token(&refresh_key(&token("g-lapsing")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.grant_expires_at, Some(500));
+    let rotate = |grant: &'static str, now: i64| {
+        let (store, key) = (&store, refresh_key(&token(grant)));
+        async move {
+            store
+                .rotate_refresh_token(&key, "c1", now, &Issuance::default())
+                .await
+                .unwrap()
+        }
+    };
+    assert!(matches!(rotate("g-revoked", 200).await, Rotation::Invalid));
+    assert!(matches!(rotate("g-lapsing", 500).await, Rotation::Invalid));
+    assert!(matches!(rotate("g-live", 200).await, Rotation::Rotated(_)));
     drop(store);
     let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&admin)

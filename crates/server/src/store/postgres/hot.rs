@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 
 use super::refresh_from;
 use crate::crypto::CHAIN_LEN;
@@ -19,26 +19,36 @@ pub(super) const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_
      issued_at, expires_at, \
      CASE WHEN token_hash = $2 THEN NULL WHEN prev_hash = $2 THEN rotated_at ELSE 0 END AS used_at";
 
-/// Start a chain with its first token.
+/// Start a chain with its first token, and the copies of its grant's lapse and
+/// revocation times that rotations read instead of the grant (migration 0007), read
+/// with `FOR SHARE` for the reason [`grant_state_locked`] gives; a revocation marks
+/// the grant's chains again after its update of the grant, so that a chain inserted
+/// while it waited for this lock is marked too ([`super::PostgresStore::revoke_grant`]).
 pub(super) async fn insert_refresh_token(
     conn: &mut PgConnection,
     t: &RefreshToken,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(t.token_hash[..CHAIN_LEN].to_vec())
-    .bind(t.token_hash.to_vec())
-    .bind(&t.grant_id)
-    .bind(&t.client_id)
-    .bind(&t.user_id)
-    .bind(t.scope.to_string())
-    .bind(t.issued_at)
-    .bind(t.expires_at)
-    .bind(t.purge_at())
-    .execute(conn)
-    .await?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at,
+                                         grant_ends_at, grant_revoked_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, gs.expires_at, gs.revoked_at
+             FROM (SELECT 1) one {}",
+            grant_state_locked(3)
+        )
+    });
+    sqlx::query(SQL.as_str())
+        .bind(t.token_hash[..CHAIN_LEN].to_vec())
+        .bind(t.token_hash.to_vec())
+        .bind(&t.grant_id)
+        .bind(&t.client_id)
+        .bind(&t.user_id)
+        .bind(t.scope.to_string())
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+        .bind(t.purge_at())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -65,13 +75,21 @@ fn next_key(token_hash: &TokenHash, next: Option<&RefreshToken>) -> Vec<u8> {
 /// The update of a rotation in place, `$1` to `$9`: `now`, the key presented, the
 /// client, the chain, the new current key, and the successor's scope, issue and expiry
 /// times and purge day (NULL without one). `purge_at` only grows, so that it changes
-/// once a day and the update stays a HOT update (no index changed) otherwise.
+/// once a day and the update stays a HOT update (no index changed) otherwise. The
+/// grant's state is the chain's copy (migration 0007): the grant's row is not read. A
+/// revocation marks the chain's row under its lock, so a rotation waiting for that lock
+/// sees the mark when it gets it (PostgreSQL re-checks the condition on the row's new
+/// version), and one holding it first makes the revocation wait until its commit.
 const ROTATE: &str = "UPDATE refresh_tokens
      SET token_hash = $5, prev_hash = token_hash, rotated_at = $1,
          scope = COALESCE($6, scope), issued_at = COALESCE($7, issued_at),
          expires_at = COALESCE($8, expires_at), purge_at = GREATEST(purge_at, COALESCE($9, purge_at))
      WHERE chain = $4 AND token_hash = $2 AND client_id = $3 AND expires_at > $1
-       AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $1))";
+       AND grant_revoked_at IS NULL AND (grant_ends_at IS NULL OR grant_ends_at > $1)";
+
+/// What a rotation returns: [`REFRESH_COLUMNS`], then the grant's state from the
+/// chain's copies, for the access token the rotation issues.
+const ROTATED_COLUMNS: &str = "grant_ends_at, grant_revoked_at";
 
 /// The columns of an access token's insert: the nine that [`bind_access`] binds, in its
 /// order, then the three copies of [`access_values`].
@@ -116,15 +134,55 @@ pub(super) async fn insert_access_token(
     conn: &mut PgConnection,
     t: &OpaqueAccessToken,
 ) -> StoreResult<()> {
+    insert_access_token_of(conn, t, None).await
+}
+
+/// A grant whose refresh token chain this transaction rotated, with the chain's copy
+/// of when the grant lapses. The rotation found the grant active and holds the
+/// chain's row until the commit: a revocation marks the chain before anything else
+/// and so waits for this transaction, then marks its access tokens, this one
+/// included, in a later statement.
+#[derive(Clone, Copy)]
+struct RotatedGrant<'a> {
+    id: &'a str,
+    ends_at: Option<i64>,
+}
+
+/// [`insert_access_token`]; when the token is of `rotated`'s grant, with that grant's
+/// state as its copies instead of a read of the grant.
+async fn insert_access_token_of(
+    conn: &mut PgConnection,
+    t: &OpaqueAccessToken,
+    rotated: Option<RotatedGrant<'_>>,
+) -> StoreResult<()> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "{ACCESS_INSERT} {}",
             access_values(1, &format!("FROM (SELECT 1) one {}", grant_state_locked(3)))
         )
     });
-    bind_access(sqlx::query(SQL.as_str()), t)
-        .execute(conn)
-        .await?;
+    static SQL_ROTATED: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{ACCESS_INSERT} {}",
+            access_values(
+                1,
+                "FROM (SELECT $10::BIGINT AS expires_at, NULL::BIGINT AS revoked_at) gs"
+            )
+        )
+    });
+    match rotated.filter(|g| t.grant_id.as_deref() == Some(g.id)) {
+        Some(g) => {
+            bind_access(sqlx::query(SQL_ROTATED.as_str()), t)
+                .bind(g.ends_at)
+                .execute(conn)
+                .await?
+        }
+        None => {
+            bind_access(sqlx::query(SQL.as_str()), t)
+                .execute(conn)
+                .await?
+        }
+    };
     Ok(())
 }
 
@@ -184,17 +242,19 @@ fn bind_audit<'q>(
 
 /// Every part of `issuance`; the caller runs it in a transaction.
 pub(super) async fn issue_tokens(conn: &mut PgConnection, i: &Issuance) -> StoreResult<()> {
-    issue_tokens_but(conn, i, false).await
+    issue_tokens_but(conn, i, false, None).await
 }
 
-/// Every part of `issuance`, its refresh token unless `rotated_in_place`.
+/// Every part of `issuance`, its refresh token unless `rotated_in_place`; an access
+/// token of `rotated`'s grant with that grant's state ([`insert_access_token_of`]).
 async fn issue_tokens_but(
     conn: &mut PgConnection,
     i: &Issuance,
     rotated_in_place: bool,
+    rotated: Option<RotatedGrant<'_>>,
 ) -> StoreResult<()> {
     if let Some(t) = &i.access_token {
-        insert_access_token(&mut *conn, t).await?;
+        insert_access_token_of(&mut *conn, t, rotated).await?;
     }
     if let Some(t) = i.refresh_token.as_ref().filter(|_| !rotated_in_place) {
         insert_refresh_token(&mut *conn, t).await?;
@@ -218,7 +278,9 @@ pub(super) async fn rotate_refresh_token(
     then: &Issuance,
 ) -> StoreResult<Rotation> {
     let next = successor(token_hash, then);
-    let row = sqlx::query(&format!("{ROTATE} RETURNING {REFRESH_COLUMNS}"))
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("{ROTATE} RETURNING {REFRESH_COLUMNS}, {ROTATED_COLUMNS}"));
+    let row = sqlx::query(SQL.as_str())
         .bind(now)
         .bind(token_hash.to_vec())
         .bind(client_id)
@@ -232,7 +294,11 @@ pub(super) async fn rotate_refresh_token(
         .await?;
     if let Some(row) = row {
         let rotated = refresh_from(&row)?;
-        issue_tokens_but(conn, then, next.is_some()).await?;
+        let grant = RotatedGrant {
+            id: &rotated.grant_id,
+            ends_at: row.try_get("grant_ends_at")?,
+        };
+        issue_tokens_but(conn, then, next.is_some(), Some(grant)).await?;
         return Ok(Rotation::Rotated(rotated));
     }
     not_rotated(conn, token_hash, client_id).await
@@ -285,8 +351,7 @@ pub(super) async fn rotate_refresh_token_in_one(
     let access_at = audit_at + if then.audit.is_some() { 8 } else { 0 };
     let touch = match &then.grant_used {
         Some(_) => format!(
-            ", t AS (UPDATE grants SET last_used_at = ${} WHERE id = ${touch_at} AND EXISTS (SELECT 1 FROM rotated)
-                     RETURNING expires_at, revoked_at)",
+            ", t AS (UPDATE grants SET last_used_at = ${} WHERE id = ${touch_at} AND EXISTS (SELECT 1 FROM rotated))",
             touch_at + 1
         ),
         None => String::new(),
@@ -304,27 +369,24 @@ pub(super) async fn rotate_refresh_token_in_one(
     };
     let access = match &then.access_token {
         Some(a) => {
-            // The grant's state for the token's copies. When the statement also writes
-            // the grant's use time, from that update (it holds the grant's row until
-            // the commit, as the lock of `grant_state_locked` would, and returns the
-            // row as a revocation committed meanwhile left it). The parts of one
-            // statement run in no set order (PostgreSQL's manual, "Data-Modifying
-            // Statements in WITH"); the update's own RETURNING does not depend on it.
-            let touched = matches!((&then.grant_used, &a.grant_id), (Some((used, _)), Some(id)) if used == id);
-            let grant_state = if touched {
-                "LEFT JOIN t gs ON TRUE".to_owned()
+            // The grant's state for the token's copies: when the token is of the
+            // chain's grant (the successor's is the chain's), the rotated row's copy
+            // (see `RotatedGrant`); otherwise the grant's row, locked.
+            let from = if a.grant_id.as_deref() == Some(r.grant_id.as_str()) {
+                "FROM (SELECT grant_ends_at AS expires_at, grant_revoked_at AS revoked_at FROM rotated) gs"
+                    .to_owned()
             } else {
-                grant_state_locked(access_at + 2)
+                format!("FROM rotated {}", grant_state_locked(access_at + 2))
             };
             format!(
                 ", a AS ({ACCESS_INSERT} {})",
-                access_values(access_at, &format!("FROM rotated {grant_state}"))
+                access_values(access_at, &from)
             )
         }
         None => String::new(),
     };
     let sql = format!(
-        "WITH rotated AS ({ROTATE} RETURNING {REFRESH_COLUMNS})
+        "WITH rotated AS ({ROTATE} RETURNING {REFRESH_COLUMNS}, {ROTATED_COLUMNS})
          {touch}
          {audit}
          {access}

@@ -698,7 +698,18 @@ impl GrantStore for PostgresStore {
         by: Actor,
         forget_after: i64,
     ) -> StoreResult<bool> {
+        // The copy of the grant's state on each of its refresh token chains
+        // (migration 0007), marked before the grant's row: a rotation locks its
+        // chain's row and then, when it records the grant's use, the grant's; taking
+        // them in the same order, the two cannot deadlock. A grant revoked already
+        // has its chains marked: this finds none.
+        const MARK_CHAINS: &str = "UPDATE refresh_tokens SET grant_revoked_at = $1 WHERE grant_id = $2 AND grant_revoked_at IS NULL";
         let mut tx = self.pool.begin().await?;
+        sqlx::query(MARK_CHAINS)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query(
             "UPDATE grants SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL",
         )
@@ -721,6 +732,14 @@ impl GrantStore for PostgresStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            // Again, for a chain inserted meanwhile by a transaction that held the
+            // grant's row (`hot::insert_refresh_token`) and committed before the
+            // update of the grant above got its lock.
+            sqlx::query(MARK_CHAINS)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "INSERT INTO revocations (grant_id, expires_at, created_at) VALUES ($1, $2, $3)",
             )
@@ -836,7 +855,7 @@ impl RefreshTokenStore for PostgresStore {
         let row = sqlx::query(&format!(
             "SELECT {REFRESH_COLUMNS} FROM refresh_tokens
              WHERE chain = $1 AND token_hash = $2 AND expires_at > $3
-               AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $3))",
+               AND grant_revoked_at IS NULL AND (grant_ends_at IS NULL OR grant_ends_at > $3)",
         ))
         .bind(token_hash[..CHAIN_LEN].to_vec())
         .bind(token_hash.to_vec())
@@ -865,9 +884,8 @@ impl RefreshTokenStore for PostgresStore {
         token_hash: &TokenHash,
     ) -> StoreResult<Option<RefreshTokenView>> {
         let row = sqlx::query(&format!(
-            "SELECT {REFRESH_COLUMNS},
-                    (SELECT g.expires_at FROM grants g WHERE g.id = r.grant_id) AS grant_expires_at
-             FROM refresh_tokens r WHERE r.chain = $1"
+            "SELECT {REFRESH_COLUMNS}, grant_ends_at AS grant_expires_at
+             FROM refresh_tokens WHERE chain = $1"
         ))
         .bind(token_hash[..CHAIN_LEN].to_vec())
         .bind(token_hash.to_vec())
