@@ -157,12 +157,30 @@ fill() {
     # The fill's dirty pages on disk before measuring: their writeback would otherwise
     # stall the durable commits (fsync) of the first runs.
     sync
-    # The whole SQLite file in the page cache, as on a server that has run for a while:
+    # The whole store in the page cache, as on a server that has run for a while:
     # some VMs keep only part of what the fill wrote (750 MB of a 1.6 GB file, seen on
-    # one), and the first runs then read pages from disk.
-    if [[ $backend == sqlite ]]; then
-        cat "$STORE_DIR/tessera.db" >/dev/null
+    # one), and the first runs then read pages from disk. PostgreSQL's relations are
+    # read with pg_prewarm ('read': into the system's page cache, not into
+    # shared_buffers), when the extension can be created.
+    case $backend in
+        sqlite) cat "$STORE_DIR/tessera.db" >/dev/null ;;
+        postgres) prewarm_postgres ;;
+    esac
+}
+
+# Read every table and index of the PostgreSQL store once (pg_prewarm's 'read' mode).
+prewarm_postgres() {
+    local t0=$SECONDS blocks
+    if ! bench_psql -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm" "$STORE_URL" >&2; then
+        bench_log "pg_prewarm unavailable: the store is not read into the page cache"
+        return 0
     fi
+    blocks=$(bench_psql -Atc "
+        SELECT sum(pg_prewarm(c.oid::regclass, 'read'))
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')" "$STORE_URL")
+    bench_log "prewarm: $blocks blocks read in $((SECONDS - t0)) s"
+    bench_psql -c "DROP EXTENSION pg_prewarm" "$STORE_URL" >&2
 }
 
 # Append the size of each table (heap, indexes, total) to SIZES_FILE.
