@@ -1828,12 +1828,8 @@ async fn sqlite_writes_wait_for_a_lock_held_elsewhere() {
 /// revoked grant; without the lock it would copy an active grant for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_token_inserted_during_a_revocation_carries_it() {
-    let b = Backend::postgres().await;
+    let (b, schema, mut other) = postgres_and_another_transaction().await;
     let store = b.store.clone();
-    seed(store.as_ref()).await;
-    let (admin, schema) = b.cleanup.clone().unwrap();
-    let mut other = admin.acquire().await.unwrap();
-    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
     for statement in revocation_of_g1(&schema) {
         sqlx::query(&statement).execute(&mut *other).await.unwrap();
     }
@@ -1858,12 +1854,11 @@ async fn postgres_token_inserted_during_a_revocation_carries_it() {
 }
 
 include!("../fixtures/tokens_before_0006.rs");
+include!("../fixtures/chains_before_grant_state.rs");
 
-/// PostgreSQL's migration 0006 gives the opaque access tokens already stored the
-/// copies of their user's name and their grant's state that introspection now reads:
-/// a token of a grant revoked before the upgrade stays refused after it.
-#[tokio::test]
-async fn postgres_migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
+/// A fresh PostgreSQL schema migrated up to the migration before `version`, holding
+/// the rows of `grants-before-0006.sql`: as [`postgres_schema`], and a pool on it.
+async fn postgres_migrated_before(version: i64) -> (sqlx::PgPool, String, String, sqlx::PgPool) {
     let (admin, schema, url) = postgres_schema().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let mut before = sqlx::migrate!("./migrations/postgres");
@@ -1871,7 +1866,7 @@ async fn postgres_migration_0006_copies_the_user_and_grant_state_into_stored_tok
         before
             .migrations
             .iter()
-            .filter(|m| m.version < 6)
+            .filter(|m| m.version < version)
             .cloned()
             .collect(),
     );
@@ -1880,6 +1875,15 @@ async fn postgres_migration_0006_copies_the_user_and_grant_state_into_stored_tok
         .execute(&pool)
         .await
         .unwrap();
+    (admin, schema, url, pool)
+}
+
+/// PostgreSQL's migration 0006 gives the opaque access tokens already stored the
+/// copies of their user's name and their grant's state that introspection now reads:
+/// a token of a grant revoked before the upgrade stays refused after it.
+#[tokio::test]
+async fn postgres_migration_0006_copies_the_user_and_grant_state_into_stored_tokens() {
+    let (admin, schema, url, pool) = postgres_migrated_before(6).await;
     for (token, grant, user) in TOKENS_BEFORE_0006 {
         sqlx::query(
             "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at)
@@ -1922,6 +1926,37 @@ async fn postgres_migration_0006_copies_the_user_and_grant_state_into_stored_tok
         .await;
 }
 
+/// Spawn `work`, which must still be running 300 ms later: waiting for `what`.
+async fn spawn_waiting<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+    what: &str,
+) -> tokio::task::JoinHandle<T> {
+    let task = tokio::spawn(work);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "it did not wait for {what}");
+    task
+}
+
+/// What `task` returns, within 5 s of the end of `what` it waited for.
+async fn done_after<T>(task: tokio::task::JoinHandle<T>, what: &str) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .unwrap_or_else(|_| panic!("not done 5 s after {what}"))
+        .unwrap()
+}
+
+/// A PostgreSQL store seeded with grant g1, and a connection of another instance on
+/// its schema with a transaction open.
+async fn postgres_and_another_transaction(
+) -> (Backend, String, sqlx::pool::PoolConnection<sqlx::Postgres>) {
+    let b = Backend::postgres().await;
+    seed(b.store.as_ref()).await;
+    let (admin, schema) = b.cleanup.clone().unwrap();
+    let mut other = admin.acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
+    (b, schema, other)
+}
+
 /// The statements of `revoke_grant` on PostgreSQL, for grant g1 at `NOW` in `schema`,
 /// up to the update of its access tokens' copies: its chains' copies, then the grant.
 fn revocation_of_g1(schema: &str) -> [String; 3] {
@@ -1938,36 +1973,24 @@ fn revocation_of_g1(schema: &str) -> [String; 3] {
 /// (migration 0007), which the revocation marks under that lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_rotation_during_a_revocation_is_refused() {
-    let b = Backend::postgres().await;
+    let (b, schema, mut other) = postgres_and_another_transaction().await;
     let store = b.store.clone();
-    seed(store.as_ref()).await;
     let chain = new_chain();
     let (key, row) = chained(&chain, NOW, NOW + DAY);
     store.insert_refresh_token(&row).await.unwrap();
-    let (admin, schema) = b.cleanup.clone().unwrap();
-    let mut other = admin.acquire().await.unwrap();
-    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
     for statement in revocation_of_g1(&schema) {
         sqlx::query(&statement).execute(&mut *other).await.unwrap();
     }
-    let rotation = tokio::spawn({
-        let store = store.clone();
-        let next = chained(&chain, NOW + 1, NOW + DAY).1;
-        async move { rotate(store.as_ref(), &key, "c1", NOW + 1, Some(next)).await }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(
-        !rotation.is_finished(),
-        "the rotation did not wait for the revocation"
-    );
+    let next = chained(&chain, NOW + 1, NOW + DAY).1;
+    let rotation = spawn_waiting(
+        async move { rotate(store.as_ref(), &key, "c1", NOW + 1, Some(next)).await },
+        "the revocation",
+    )
+    .await;
     sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
-    let rotation = tokio::time::timeout(std::time::Duration::from_secs(5), rotation)
-        .await
-        .expect("the rotation is done 5 s after the revocation's commit")
-        .unwrap();
+    let rotation = done_after(rotation, "the revocation's commit").await;
     assert!(matches!(rotation, Rotation::Invalid), "{rotation:?}");
     drop(other);
-    drop(store);
     b.finish().await;
 }
 
@@ -1977,15 +2000,11 @@ async fn postgres_rotation_during_a_revocation_is_refused() {
 /// the rotation's order. The chain ends up refused, the grant revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_revocation_waits_for_a_rotation_without_deadlock() {
-    let b = Backend::postgres().await;
+    let (b, schema, mut other) = postgres_and_another_transaction().await;
     let store = b.store.clone();
-    seed(store.as_ref()).await;
     let chain = new_chain();
     let (key, row) = chained(&chain, NOW, NOW + DAY);
     store.insert_refresh_token(&row).await.unwrap();
-    let (admin, schema) = b.cleanup.clone().unwrap();
-    let mut other = admin.acquire().await.unwrap();
-    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
     // A rotation's first statement: the chain's row.
     sqlx::query(&format!(
         "UPDATE {schema}.refresh_tokens SET rotated_at = {NOW} WHERE chain = $1"
@@ -1994,19 +2013,18 @@ async fn postgres_revocation_waits_for_a_rotation_without_deadlock() {
     .execute(&mut *other)
     .await
     .unwrap();
-    let revocation = tokio::spawn({
-        let store = store.clone();
-        async move {
-            store
-                .revoke_grant("g1", NOW + 1, Actor::Person, NOW + DAY)
-                .await
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(
-        !revocation.is_finished(),
-        "the revocation did not wait for the rotation"
-    );
+    let revocation = spawn_waiting(
+        {
+            let store = store.clone();
+            async move {
+                store
+                    .revoke_grant("g1", NOW + 1, Actor::Person, NOW + DAY)
+                    .await
+            }
+        },
+        "the rotation",
+    )
+    .await;
     // Then the grant's use time, as a rotation records it; PostgreSQL detects a
     // deadlock after deadlock_timeout (1 s) and fails one of the two.
     tokio::time::timeout(
@@ -2020,12 +2038,8 @@ async fn postgres_revocation_waits_for_a_rotation_without_deadlock() {
     .expect("the grant's row is not held by the waiting revocation")
     .expect("no deadlock");
     sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
-    let revoked = tokio::time::timeout(std::time::Duration::from_secs(5), revocation)
-        .await
-        .expect("the revocation is done 5 s after the rotation's commit")
-        .unwrap()
-        .unwrap();
-    assert!(revoked);
+    let revoked = done_after(revocation, "the rotation's commit").await;
+    assert!(revoked.unwrap());
     assert!(store
         .find_active_refresh_token(&key, NOW + 2)
         .await
@@ -2042,33 +2056,28 @@ async fn postgres_revocation_waits_for_a_rotation_without_deadlock() {
 /// grant waits for that transaction, and it marks the grant's chains again after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_chain_inserted_during_a_revocation_carries_it() {
-    let b = Backend::postgres().await;
+    let (b, schema, mut other) = postgres_and_another_transaction().await;
     let store = b.store.clone();
-    seed(store.as_ref()).await;
-    let (admin, schema) = b.cleanup.clone().unwrap();
     let chain = new_chain();
     let key = refresh_key(&chained_token(&chain));
-    let mut other = admin.acquire().await.unwrap();
-    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
     sqlx::query(&format!(
         "SELECT revoked_at FROM {schema}.grants WHERE id = 'g1' FOR SHARE"
     ))
     .execute(&mut *other)
     .await
     .unwrap();
-    let revocation = tokio::spawn({
-        let store = store.clone();
-        async move {
-            store
-                .revoke_grant("g1", NOW, Actor::Person, NOW + DAY)
-                .await
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(
-        !revocation.is_finished(),
-        "the revocation did not wait for the grant's row"
-    );
+    let revocation = spawn_waiting(
+        {
+            let store = store.clone();
+            async move {
+                store
+                    .revoke_grant("g1", NOW, Actor::Person, NOW + DAY)
+                    .await
+            }
+        },
+        "the grant's row",
+    )
+    .await;
     // The chain, with the grant's state as read above: active.
     sqlx::query(&format!(
         "INSERT INTO {schema}.refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
@@ -2082,12 +2091,8 @@ async fn postgres_chain_inserted_during_a_revocation_carries_it() {
     .await
     .unwrap();
     sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
-    let revoked = tokio::time::timeout(std::time::Duration::from_secs(5), revocation)
-        .await
-        .expect("the revocation is done 5 s after the insert's commit")
-        .unwrap()
-        .unwrap();
-    assert!(revoked);
+    let revoked = done_after(revocation, "the insert's commit").await;
+    assert!(revoked.unwrap());
     assert!(
         store
             .find_active_refresh_token(&key, NOW + 1)
@@ -2106,25 +2111,9 @@ async fn postgres_chain_inserted_during_a_revocation_carries_it() {
 /// the upgrade stays refused after it, one of a lapsing grant lapses with it.
 #[tokio::test]
 async fn postgres_migration_0007_copies_the_grant_state_into_stored_chains() {
-    let (admin, schema, url) = postgres_schema().await;
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let mut before = sqlx::migrate!("./migrations/postgres");
-    before.migrations = std::borrow::Cow::Owned(
-        before
-            .migrations
-            .iter()
-            .filter(|m| m.version < 7)
-            .cloned()
-            .collect(),
-    );
-    before.run(&pool).await.unwrap();
-    sqlx::raw_sql(include_str!("../fixtures/grants-before-0006.sql"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let token = |grant: &str| format!("rt-{grant}");
-    for grant in ["g-live", "g-revoked", "g-lapsing"] {
-        let key = refresh_key(&token(grant));
+    let (admin, schema, url, pool) = postgres_migrated_before(7).await;
+    for grant in CHAIN_GRANTS {
+        let key = refresh_key(&chain_token(grant));
         sqlx::query(
             "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
              VALUES ($1, $2, $3, 'c1', 'u1', 'a', 100, 86500, 172800)",
@@ -2137,43 +2126,8 @@ async fn postgres_migration_0007_copies_the_grant_state_into_stored_chains() {
         .unwrap();
     }
     pool.close().await;
-
     let store = PostgresStore::connect(&url, 2).await.unwrap();
-    let active = |grant: &'static str, now: i64| {
-        let (store, key) = (&store, refresh_key(&token(grant)));
-        async move {
-            store
-                .find_active_refresh_token(&key, now)
-                .await
-                .unwrap()
-                .is_some()
-        }
-    };
-    assert!(active("g-live", 200).await);
-    assert!(
-        !active("g-revoked", 200).await,
-        "revoked before the upgrade"
-    );
-    assert!(active("g-lapsing", 200).await);
-    assert!(!active("g-lapsing", 500).await, "lapsed at its grant's end");
-    let view = store
-        .view_refresh_token(&refresh_key(&token("g-lapsing")))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(view.grant_expires_at, Some(500));
-    let rotate = |grant: &'static str, now: i64| {
-        let (store, key) = (&store, refresh_key(&token(grant)));
-        async move {
-            store
-                .rotate_refresh_token(&key, "c1", now, &Issuance::default())
-                .await
-                .unwrap()
-        }
-    };
-    assert!(matches!(rotate("g-revoked", 200).await, Rotation::Invalid));
-    assert!(matches!(rotate("g-lapsing", 500).await, Rotation::Invalid));
-    assert!(matches!(rotate("g-live", 200).await, Rotation::Rotated(_)));
+    assert_chains_keep_their_grant_state(&store).await;
     drop(store);
     let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&admin)

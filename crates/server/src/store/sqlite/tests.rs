@@ -33,6 +33,7 @@ async fn migrated_before(version: i64) -> (tempfile::TempDir, String, sqlx::Sqli
 }
 
 include!("../../../tests/fixtures/tokens_before_0006.rs");
+include!("../../../tests/fixtures/chains_before_grant_state.rs");
 
 /// The rows of `grants-before-0006.sql`: a client, a user, and a grant that is live,
 /// one revoked and one that lapses at 500.
@@ -176,9 +177,8 @@ async fn migration_0007_keeps_stored_refresh_tokens_and_their_use() {
 async fn migration_0008_copies_the_grant_state_into_stored_chains() {
     let (_dir, url, pool) = migrated_before(8).await;
     grants_before_0006(&pool).await;
-    let token = |grant: &str| format!("rt-{grant}");
-    for grant in ["g-live", "g-revoked", "g-lapsing"] {
-        let key = refresh_key(&token(grant));
+    for grant in CHAIN_GRANTS {
+        let key = refresh_key(&chain_token(grant));
         sqlx::query(
             "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
              VALUES (?, ?, ?, 'c1', 'u1', 'a', 100, 86500, 172800)",
@@ -191,41 +191,6 @@ async fn migration_0008_copies_the_grant_state_into_stored_chains() {
         .unwrap();
     }
     pool.close().await;
-
     let store = SqliteStore::connect(&url).await.unwrap();
-    let active = |grant: &'static str, now: i64| {
-        let (store, key) = (&store, refresh_key(&token(grant)));
-        async move {
-            store
-                .find_active_refresh_token(&key, now)
-                .await
-                .unwrap()
-                .is_some()
-        }
-    };
-    assert!(active("g-live", 200).await);
-    assert!(
-        !active("g-revoked", 200).await,
-        "revoked before the upgrade"
-    );
-    assert!(active("g-lapsing", 200).await);
-    assert!(!active("g-lapsing", 500).await, "lapsed at its grant's end");
-    let view = store
-        .view_refresh_token(&refresh_key(&token("g-lapsing")))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(view.grant_expires_at, Some(500));
-    let rotate = |grant: &'static str, now: i64| {
-        let (store, key) = (&store, refresh_key(&token(grant)));
-        async move {
-            store
-                .rotate_refresh_token(&key, "c1", now, &Issuance::default())
-                .await
-                .unwrap()
-        }
-    };
-    assert!(matches!(rotate("g-revoked", 200).await, Rotation::Invalid));
-    assert!(matches!(rotate("g-lapsing", 500).await, Rotation::Invalid));
-    assert!(matches!(rotate("g-live", 200).await, Rotation::Rotated(_)));
+    assert_chains_keep_their_grant_state(&store).await;
 }
