@@ -87,9 +87,10 @@ const ROTATE: &str = "UPDATE refresh_tokens
      WHERE chain = $4 AND token_hash = $2 AND client_id = $3 AND expires_at > $1
        AND grant_revoked_at IS NULL AND (grant_ends_at IS NULL OR grant_ends_at > $1)";
 
-/// What a rotation returns: [`REFRESH_COLUMNS`], then the grant's state from the
-/// chain's copies, for the access token the rotation issues.
-const ROTATED_COLUMNS: &str = "grant_ends_at, grant_revoked_at";
+/// What a rotation returns: [`REFRESH_COLUMNS`], then the chain's copy of when its
+/// grant lapses, for the access token the rotation issues (the grant is not revoked:
+/// [`ROTATE`] rotates only then).
+const ROTATED_COLUMNS: &str = "grant_ends_at";
 
 /// The columns of an access token's insert: the nine that [`bind_access`] binds, in its
 /// order, then the three copies of [`access_values`].
@@ -373,7 +374,7 @@ pub(super) async fn rotate_refresh_token_in_one(
             // chain's grant (the successor's is the chain's), the rotated row's copy
             // (see `RotatedGrant`); otherwise the grant's row, locked.
             let from = if a.grant_id.as_deref() == Some(r.grant_id.as_str()) {
-                "FROM (SELECT grant_ends_at AS expires_at, grant_revoked_at AS revoked_at FROM rotated) gs"
+                "FROM (SELECT grant_ends_at AS expires_at, NULL::BIGINT AS revoked_at FROM rotated) gs"
                     .to_owned()
             } else {
                 format!("FROM rotated {}", grant_state_locked(access_at + 2))
