@@ -772,7 +772,8 @@ fn opaque(hash: &str, grant: Option<&str>) -> OpaqueAccessToken {
         jti: format!("jti-{hash}"),
         grant_id: grant.map(str::to_owned),
         client_id: "c1".into(),
-        user_id: Some("u1".into()),
+        // A token of a user is of one of the user's grants (g1 and g2 are u1's).
+        user_id: grant.map(|_| "u1".into()),
         scope: scope("a"),
         audience: "https://api.example".into(),
         issued_at: NOW,
@@ -1021,11 +1022,23 @@ async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
         t1.grant_active,
         "a token without a grant has no grant to lapse"
     );
-    assert_eq!(t1.username.as_deref(), Some("user-u1"));
+    assert_eq!(t1.username, None, "a client's own token has no user");
     let t2 = view("t2", NOW).await.unwrap();
     assert_eq!(t2.token.grant_id.as_deref(), Some("g1"));
     assert!(t2.grant_active);
+    assert_eq!(t2.username.as_deref(), Some("user-u1"));
     assert!(view("t-unknown", NOW).await.is_none());
+    // A token of a grant that does not exist is refused, and a token of a user is of a
+    // grant.
+    assert!(store
+        .insert_access_token(&token("t-orphan", Some("g-none")))
+        .await
+        .is_err());
+    assert!(view("t-orphan", NOW).await.is_none());
+    let mut userless_grant = token("t-no-grant", None);
+    userless_grant.user_id = Some("u1".into());
+    assert!(store.insert_access_token(&userless_grant).await.is_err());
+    assert!(view("t-no-grant", NOW).await.is_none());
     store
         .create_grant(&grant("g-lapsing", "c1", "u1", Some(NOW + 60)))
         .await
@@ -1092,6 +1105,15 @@ async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(jtis.len(), 1, "revoking a jti twice appends once");
     assert_eq!(jtis[0].exp, Some(NOW + 600));
+
+    // A user's tokens go with the user (through the user's grants), a client's own
+    // tokens stay.
+    assert!(store.delete_user("user-u1").await.unwrap());
+    for gone in ["t2", "t3", "t5"] {
+        assert!(view(gone, NOW).await.is_none(), "{gone} went with its user");
+    }
+    assert!(view("t1", NOW).await.is_some());
+    assert!(view("t4", NOW).await.is_some());
 }
 
 /// The access token a refresh rotation writes carries its grant's state and its user's
@@ -1461,7 +1483,7 @@ async fn housekeeping_purges_expired_rows(store: Arc<dyn Store>) {
         jti: format!("jti-{hash}"),
         grant_id: grant.map(str::to_owned),
         client_id: "c1".into(),
-        user_id: Some("u1".into()),
+        user_id: grant.map(|_| "u1".into()),
         scope: scope("a"),
         audience: "https://api.example".into(),
         issued_at: NOW - 600,
@@ -1855,6 +1877,7 @@ async fn postgres_token_inserted_during_a_revocation_carries_it() {
 
 include!("../fixtures/tokens_before_0006.rs");
 include!("../fixtures/chains_before_grant_state.rs");
+include!("../fixtures/tokens_before_user_copies.rs");
 
 /// A fresh PostgreSQL schema migrated up to the migration before `version`, holding
 /// the rows of `grants-before-0006.sql`: as [`postgres_schema`], and a pool on it.
@@ -2128,6 +2151,47 @@ async fn postgres_migration_0007_copies_the_grant_state_into_stored_chains() {
     pool.close().await;
     let store = PostgresStore::connect(&url, 2).await.unwrap();
     assert_chains_keep_their_grant_state(&store).await;
+    drop(store);
+    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await;
+}
+
+/// PostgreSQL's migration 0008 drops the access tokens' foreign keys to their grant
+/// and user (a rotation's token is known to be of its chain's grant and user) and
+/// gives the chains their user's name: the stored tokens stay, and still go with
+/// their user.
+#[tokio::test]
+async fn postgres_migration_0008_keeps_stored_tokens_and_their_user() {
+    let (admin, schema, url, pool) = postgres_migrated_before(8).await;
+    for (token, grant, user) in TOKENS_BEFORE_USER_COPIES {
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
+                                        username)
+             VALUES ($1, $2, $3, 'c1', $4, 'a', 'https://api.example', 0, 1000,
+                     (SELECT username FROM users WHERE id = $4))",
+        )
+        .bind(hash_secret(token).to_vec())
+        .bind(token)
+        .bind(grant)
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let key = refresh_key(&chain_token("g-live"));
+    sqlx::query(
+        "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
+         VALUES ($1, $2, 'g-live', 'c1', 'u1', 'a', 100, 86500, 172800)",
+    )
+    .bind(&key[..tessera_server::crypto::CHAIN_LEN])
+    .bind(&key[..])
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let store = PostgresStore::connect(&url, 2).await.unwrap();
+    assert_tokens_keep_their_user(&store).await;
     drop(store);
     let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&admin)

@@ -24,6 +24,8 @@ pub(super) const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_
 /// with `FOR SHARE` for the reason [`grant_state_locked`] gives; a revocation marks
 /// the grant's chains again after its update of the grant, so that a chain inserted
 /// while it waited for this lock is marked too ([`super::PostgresStore::revoke_grant`]).
+/// Also the copy of its user's name that rotations give the access tokens they mint
+/// (migration 0008).
 pub(super) async fn insert_refresh_token(
     conn: &mut PgConnection,
     t: &RefreshToken,
@@ -31,8 +33,9 @@ pub(super) async fn insert_refresh_token(
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at,
-                                         grant_ends_at, grant_revoked_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, gs.expires_at, gs.revoked_at
+                                         grant_ends_at, grant_revoked_at, username)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, gs.expires_at, gs.revoked_at,
+                    (SELECT u.username FROM users u WHERE u.id = $5)
              FROM (SELECT 1) one {}",
             grant_state_locked(3)
         )
@@ -79,18 +82,20 @@ fn next_key(token_hash: &TokenHash, next: Option<&RefreshToken>) -> Vec<u8> {
 /// grant's state is the chain's copy (migration 0007): the grant's row is not read. A
 /// revocation marks the chain's row under its lock, so a rotation waiting for that lock
 /// sees the mark when it gets it (PostgreSQL re-checks the condition on the row's new
-/// version), and one holding it first makes the revocation wait until its commit.
+/// version), and one holding it first makes the revocation wait until its commit. A
+/// chain stored before migration 0008 gets its user's name here, once.
 const ROTATE: &str = "UPDATE refresh_tokens
      SET token_hash = $5, prev_hash = token_hash, rotated_at = $1,
          scope = COALESCE($6, scope), issued_at = COALESCE($7, issued_at),
-         expires_at = COALESCE($8, expires_at), purge_at = GREATEST(purge_at, COALESCE($9, purge_at))
+         expires_at = COALESCE($8, expires_at), purge_at = GREATEST(purge_at, COALESCE($9, purge_at)),
+         username = COALESCE(username, (SELECT u.username FROM users u WHERE u.id = refresh_tokens.user_id))
      WHERE chain = $4 AND token_hash = $2 AND client_id = $3 AND expires_at > $1
        AND grant_revoked_at IS NULL AND (grant_ends_at IS NULL OR grant_ends_at > $1)";
 
-/// What a rotation returns: [`REFRESH_COLUMNS`], then the chain's copy of when its
-/// grant lapses, for the access token the rotation issues (the grant is not revoked:
-/// [`ROTATE`] rotates only then).
-const ROTATED_COLUMNS: &str = "grant_ends_at";
+/// What a rotation returns: [`REFRESH_COLUMNS`], then the chain's copies of when its
+/// grant lapses and of its user's name, for the access token the rotation issues (the
+/// grant is not revoked: [`ROTATE`] rotates only then).
+const ROTATED_COLUMNS: &str = "grant_ends_at, username";
 
 /// The columns of an access token's insert: the nine that [`bind_access`] binds, in its
 /// order, then the three copies of [`access_values`].
@@ -101,15 +106,14 @@ const ACCESS_INSERT: &str =
 /// The values of an access token's insert whose parameters start at `$first`, and the
 /// copies that [`super::PostgresStore::view_access_token`] reads instead of the user
 /// and the grant (migration 0006): the user's name, and the grant's lapse and
-/// revocation times from `gs`, which `from` (the statement's `FROM` clause) joins: a
-/// row of the grant's `expires_at` and `revoked_at`, or none (a token without a
-/// grant).
+/// revocation times, all three from `gs`, the one row that `from` (the statement's
+/// `FROM` clause) gives: without it, nothing is inserted.
 fn access_values(first: usize, from: &str) -> String {
     let [hash, jti, grant, client, user, scope, audience, issued, expires] =
         std::array::from_fn::<_, 9, _>(|i| first + i);
     format!(
         "SELECT ${hash}, ${jti}, ${grant}, ${client}, ${user}, ${scope}, ${audience}, ${issued}, ${expires},
-                (SELECT u.username FROM users u WHERE u.id = ${user}), gs.expires_at, gs.revoked_at
+                gs.username, gs.expires_at, gs.revoked_at
          {from}"
     )
 }
@@ -126,6 +130,16 @@ fn access_values(first: usize, from: &str) -> String {
 fn grant_state_locked(grant: usize) -> String {
     format!(
         "LEFT JOIN (SELECT expires_at, revoked_at FROM grants WHERE id = ${grant} FOR SHARE) gs ON TRUE"
+    )
+}
+
+/// The `gs` of [`access_values`] for a token of a grant that is read: the grant's
+/// state, read with `FOR SHARE` as [`grant_state_locked`] reads it, and its user's
+/// name; no row when the grant does not exist. `$grant` and `$user` are the token's.
+fn grant_and_user_locked(grant: usize, user: usize) -> String {
+    format!(
+        "(SELECT g.expires_at, g.revoked_at, (SELECT u.username FROM users u WHERE u.id = ${user}) AS username
+          FROM grants g WHERE g.id = ${grant} FOR SHARE OF g) gs"
     )
 }
 
@@ -147,19 +161,31 @@ pub(super) async fn insert_access_token(
 struct RotatedGrant<'a> {
     id: &'a str,
     ends_at: Option<i64>,
+    username: Option<&'a str>,
 }
 
 /// [`insert_access_token`]; when the token is of `rotated`'s grant, with that grant's
-/// state as its copies instead of a read of the grant.
+/// state and user's name as its copies instead of reads of the grant and the user. A
+/// token of a grant that does not exist is refused (an error), as the foreign key did
+/// before migration 0008.
 async fn insert_access_token_of(
     conn: &mut PgConnection,
     t: &OpaqueAccessToken,
     rotated: Option<RotatedGrant<'_>>,
 ) -> StoreResult<()> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
+    static SQL_OF_GRANT: LazyLock<String> = LazyLock::new(|| {
         format!(
             "{ACCESS_INSERT} {}",
-            access_values(1, &format!("FROM (SELECT 1) one {}", grant_state_locked(3)))
+            access_values(1, &format!("FROM {}", grant_and_user_locked(3, 5)))
+        )
+    });
+    static SQL_OF_CLIENT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{ACCESS_INSERT} {}",
+            access_values(
+                1,
+                "FROM (SELECT NULL::BIGINT AS expires_at, NULL::BIGINT AS revoked_at, NULL::TEXT AS username) gs"
+            )
         )
     });
     static SQL_ROTATED: LazyLock<String> = LazyLock::new(|| {
@@ -167,23 +193,35 @@ async fn insert_access_token_of(
             "{ACCESS_INSERT} {}",
             access_values(
                 1,
-                "FROM (SELECT $10::BIGINT AS expires_at, NULL::BIGINT AS revoked_at) gs"
+                "FROM (SELECT $10::BIGINT AS expires_at, NULL::BIGINT AS revoked_at, $11::TEXT AS username) gs"
             )
         )
     });
-    match rotated.filter(|g| t.grant_id.as_deref() == Some(g.id)) {
+    let done = match rotated.filter(|g| t.grant_id.as_deref() == Some(g.id)) {
         Some(g) => {
             bind_access(sqlx::query(SQL_ROTATED.as_str()), t)
                 .bind(g.ends_at)
+                .bind(g.username)
+                .execute(conn)
+                .await?
+        }
+        None if t.grant_id.is_some() => {
+            bind_access(sqlx::query(SQL_OF_GRANT.as_str()), t)
                 .execute(conn)
                 .await?
         }
         None => {
-            bind_access(sqlx::query(SQL.as_str()), t)
+            bind_access(sqlx::query(SQL_OF_CLIENT.as_str()), t)
                 .execute(conn)
                 .await?
         }
     };
+    if done.rows_affected() == 0 {
+        anyhow::bail!(
+            "access token of grant {:?}, which does not exist",
+            t.grant_id
+        );
+    }
     Ok(())
 }
 
@@ -295,9 +333,11 @@ pub(super) async fn rotate_refresh_token(
         .await?;
     if let Some(row) = row {
         let rotated = refresh_from(&row)?;
+        let username: Option<String> = row.try_get("username")?;
         let grant = RotatedGrant {
             id: &rotated.grant_id,
             ends_at: row.try_get("grant_ends_at")?,
+            username: username.as_deref(),
         };
         issue_tokens_but(conn, then, next.is_some(), Some(grant)).await?;
         return Ok(Rotation::Rotated(rotated));
@@ -333,7 +373,8 @@ pub(super) async fn not_rotated(
 /// (if any), as data-modifying CTEs gated on the rotated row. A failing part (a
 /// duplicate hash) fails the statement, rotation included. `None` when the token was
 /// not rotated. Needs `then` to carry a successor of the token's chain (what a refresh
-/// writes); the caller falls back to [`rotate_refresh_token`] in a transaction
+/// writes), and its access token, if opaque, to be of the chain's grant (the one a
+/// refresh mints); the caller falls back to [`rotate_refresh_token`] in a transaction
 /// otherwise.
 pub(super) async fn rotate_refresh_token_in_one(
     conn: &mut PgConnection,
@@ -345,6 +386,11 @@ pub(super) async fn rotate_refresh_token_in_one(
     let Some(r) = successor(token_hash, then) else {
         return Ok(None);
     };
+    if let Some(a) = &then.access_token {
+        if a.grant_id.as_deref() != Some(r.grant_id.as_str()) {
+            return Ok(None);
+        }
+    }
     // The optional parts' parameters follow the fixed ones ($1 to $9): the grant's use
     // time, the audit event, the access token.
     let touch_at = 10;
@@ -368,22 +414,16 @@ pub(super) async fn rotate_refresh_token_in_one(
         }
         None => String::new(),
     };
+    // The token's copies of its grant's state and user's name: the rotated row's (the
+    // token is of the chain's grant, checked above; see `RotatedGrant`).
     let access = match &then.access_token {
-        Some(a) => {
-            // The grant's state for the token's copies: when the token is of the
-            // chain's grant (the successor's is the chain's), the rotated row's copy
-            // (see `RotatedGrant`); otherwise the grant's row, locked.
-            let from = if a.grant_id.as_deref() == Some(r.grant_id.as_str()) {
-                "FROM (SELECT grant_ends_at AS expires_at, NULL::BIGINT AS revoked_at FROM rotated) gs"
-                    .to_owned()
-            } else {
-                format!("FROM rotated {}", grant_state_locked(access_at + 2))
-            };
-            format!(
-                ", a AS ({ACCESS_INSERT} {})",
-                access_values(access_at, &from)
+        Some(_) => format!(
+            ", a AS ({ACCESS_INSERT} {})",
+            access_values(
+                access_at,
+                "FROM (SELECT grant_ends_at AS expires_at, NULL::BIGINT AS revoked_at, username FROM rotated) gs"
             )
-        }
+        ),
         None => String::new(),
     };
     let sql = format!(

@@ -187,15 +187,17 @@ pub(super) fn insert_code(conn: &Connection, c: &AuthCode) -> StoreResult<()> {
 }
 
 /// Start a chain with its first token, and the copies of its grant's lapse and
-/// revocation times that rotations read instead of the grant (migration 0008). They
+/// revocation times that rotations read instead of the grant (migration 0008) and of
+/// its user's name that they give the access tokens they mint (migration 0009). They
 /// are read here, in the writer's transaction: a grant revoked before this insert is
 /// seen revoked by it, and one revoked after it marks this chain too
 /// ([`super::SqliteStore::revoke_grant`]).
 pub(super) fn insert_refresh_token(conn: &Connection, t: &RefreshToken) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at,
-                                     grant_ends_at, grant_revoked_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, g.expires_at, g.revoked_at
+                                     grant_ends_at, grant_revoked_at, username)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, g.expires_at, g.revoked_at,
+                (SELECT u.username FROM users u WHERE u.id = ?5)
          FROM (SELECT 1) LEFT JOIN grants g ON g.id = ?3",
     )?
     .execute(params![
@@ -237,12 +239,13 @@ pub(super) fn rotate_refresh_token(
             "UPDATE refresh_tokens
              SET token_hash = ?3, prev_hash = token_hash, rotated_at = ?5,
                  scope = COALESCE(?6, scope), issued_at = COALESCE(?7, issued_at),
-                 expires_at = COALESCE(?8, expires_at)
+                 expires_at = COALESCE(?8, expires_at),
+                 username = COALESCE(username, (SELECT u.username FROM users u WHERE u.id = refresh_tokens.user_id))
              WHERE chain = ?1 AND token_hash = ?2 AND client_id = ?4 AND expires_at > ?5
                AND grant_revoked_at IS NULL AND (grant_ends_at IS NULL OR grant_ends_at > ?5)
              RETURNING ",
             refresh_columns!(),
-            ", purge_at, grant_ends_at"
+            ", purge_at, grant_ends_at, username"
         ))?
         .query_row(
             params![
@@ -260,21 +263,24 @@ pub(super) fn rotate_refresh_token(
                     refresh_at(row)?,
                     row.get::<_, i64>(REFRESH_COLUMNS)?,
                     row.get::<_, Option<i64>>(REFRESH_COLUMNS + 1)?,
+                    row.get::<_, Option<String>>(REFRESH_COLUMNS + 2)?,
                 ))
             },
         )
         .optional()?;
-    if let Some((rotated, purge_at, grant_ends_at)) = rotated {
+    if let Some((rotated, purge_at, grant_ends_at, username)) = rotated {
         // The day housekeeping may delete the row moves on once a day at most.
         if let Some(r) = successor.filter(|r| r.purge_at() > purge_at) {
             conn.prepare_cached("UPDATE refresh_tokens SET purge_at = ? WHERE chain = ?")?
                 .execute(params![r.purge_at(), chain])?;
         }
         // The grant is active (the update above found it so, in this transaction):
-        // the access token's copies of its state need no read of the grant.
+        // the access token's copies of its state and of its user's name need no read
+        // of the grant or the user.
         let active = ActiveGrant {
             id: &rotated.grant_id,
             ends_at: grant_ends_at,
+            username: username.as_deref(),
         };
         issue_tokens_but(conn, then, successor.is_some(), Some(active))?;
         return Ok(Rotation::Rotated(rotated));
@@ -298,48 +304,60 @@ pub(super) fn rotate_refresh_token(
 /// the user and the grant (migration 0006). The copies are read here, in the writer's
 /// transaction: SQLite runs one write transaction at a time, so a grant revoked before
 /// this insert is seen revoked by it, and one revoked after it marks this token too
-/// ([`super::SqliteStore::revoke_grant`]).
+/// ([`super::SqliteStore::revoke_grant`]). A token of a grant that does not exist is
+/// refused (an error), as the foreign key did before migration 0009.
 pub(super) fn insert_access_token(conn: &Connection, t: &OpaqueAccessToken) -> StoreResult<()> {
     insert_access_token_of(conn, t, None)
 }
 
-/// A grant found active in the writer's current transaction, with when it lapses.
+/// A grant found active in the writer's current transaction, with when it lapses and
+/// its user's name.
 struct ActiveGrant<'a> {
     id: &'a str,
     ends_at: Option<i64>,
+    username: Option<&'a str>,
 }
 
 /// [`insert_access_token`]; when the token is of `active`, with that grant's state
-/// as its copies instead of a read of the grant. `active` must have been found active
-/// in the same transaction: a revocation is a write, so none can come in between.
+/// and user's name as its copies instead of reads of the grant and the user. `active`
+/// must have been found active in the same transaction: a revocation is a write, so
+/// none can come in between.
 fn insert_access_token_of(
     conn: &Connection,
     t: &OpaqueAccessToken,
     active: Option<ActiveGrant>,
 ) -> StoreResult<()> {
-    // The grant's lapse and revocation times: `?10` when known, else read.
-    let (known, ends_at) = match active.filter(|g| t.grant_id.as_deref() == Some(g.id)) {
-        Some(g) => (true, g.ends_at),
-        None => (false, None),
-    };
-    // An access token's insert, up to the copies of its grant's state.
+    /// An access token's columns; the values of the first nine are `?1` to `?9`.
     macro_rules! insert {
         () => {
             "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
-                                        username, grant_ends_at, grant_revoked_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT u.username FROM users u WHERE u.id = ?5), "
+                                        username, grant_ends_at, grant_revoked_at) "
         };
     }
-    let sql = if known {
-        concat!(insert!(), "?10, NULL")
-    } else {
-        concat!(
+    let known = active.filter(|g| t.grant_id.as_deref() == Some(g.id));
+    let sql = match (&known, &t.grant_id) {
+        // Of a grant known active: its state and user's name are `?10` and `?11`.
+        (Some(_), _) => concat!(
             insert!(),
-            "g.expires_at, g.revoked_at FROM (SELECT 1) LEFT JOIN grants g ON g.id = ?3"
-        )
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?10, NULL)"
+        ),
+        // Of a grant: its state and user's name read, and nothing inserted without it.
+        (None, Some(_)) => concat!(
+            insert!(),
+            "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT u.username FROM users u WHERE u.id = ?5),
+                    g.expires_at, g.revoked_at
+             FROM grants g WHERE g.id = ?3"
+        ),
+        // Of no grant (a client acting for itself): no user, nothing to read.
+        (None, None) => concat!(
+            insert!(),
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, NULL, NULL)"
+        ),
     };
     let (hash, scope) = (&t.token_hash[..], t.scope.to_string());
-    let values: [&dyn rusqlite::ToSql; 10] = [
+    let ends_at = known.as_ref().and_then(|g| g.ends_at);
+    let username = known.as_ref().and_then(|g| g.username);
+    let values: [&dyn rusqlite::ToSql; 11] = [
         &hash,
         &t.jti,
         &t.grant_id,
@@ -350,9 +368,17 @@ fn insert_access_token_of(
         &t.issued_at,
         &t.expires_at,
         &ends_at,
+        &username,
     ];
-    conn.prepare_cached(sql)?
-        .execute(&values[..if known { 10 } else { 9 }])?;
+    let inserted = conn
+        .prepare_cached(sql)?
+        .execute(&values[..if known.is_some() { 11 } else { 9 }])?;
+    if inserted == 0 {
+        anyhow::bail!(
+            "access token of grant {:?}, which does not exist",
+            t.grant_id
+        );
+    }
     Ok(())
 }
 

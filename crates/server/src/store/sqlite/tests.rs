@@ -34,6 +34,7 @@ async fn migrated_before(version: i64) -> (tempfile::TempDir, String, sqlx::Sqli
 
 include!("../../../tests/fixtures/tokens_before_0006.rs");
 include!("../../../tests/fixtures/chains_before_grant_state.rs");
+include!("../../../tests/fixtures/tokens_before_user_copies.rs");
 
 /// The rows of `grants-before-0006.sql`: a client, a user, and a grant that is live,
 /// one revoked and one that lapses at 500.
@@ -193,4 +194,41 @@ async fn migration_0008_copies_the_grant_state_into_stored_chains() {
     pool.close().await;
     let store = SqliteStore::connect(&url).await.unwrap();
     assert_chains_keep_their_grant_state(&store).await;
+}
+
+/// Migration 0009 drops the access tokens' foreign keys to their grant and user (a
+/// rotation's token is known to be of its chain's grant and user) and gives the
+/// chains their user's name: the stored tokens stay, and still go with their user.
+#[tokio::test]
+async fn migration_0009_keeps_stored_tokens_and_their_user() {
+    let (_dir, url, pool) = migrated_before(9).await;
+    grants_before_0006(&pool).await;
+    for (token, grant, user) in TOKENS_BEFORE_USER_COPIES {
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience, issued_at, expires_at,
+                                        username)
+             VALUES (?, ?, ?, 'c1', ?, 'a', 'https://api.example', 0, 1000,
+                     (SELECT username FROM users WHERE id = ?4))",
+        )
+        .bind(&hash_secret(token)[..])
+        .bind(token)
+        .bind(grant)
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let key = refresh_key(&chain_token("g-live"));
+    sqlx::query(
+        "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
+         VALUES (?, ?, 'g-live', 'c1', 'u1', 'a', 100, 86500, 172800)",
+    )
+    .bind(&key[..crate::crypto::CHAIN_LEN])
+    .bind(&key[..])
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let store = SqliteStore::connect(&url).await.unwrap();
+    assert_tokens_keep_their_user(&store).await;
 }
