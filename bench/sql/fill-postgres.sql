@@ -45,12 +45,14 @@ WHERE :codes;
 
 -- One chain per grant; the token's key is its whole SHA-256 (a 43-character token),
 -- so the chain id is the key's first 16 bytes.
--- With the copy of the grant's lapse time (migration 0007; the grants are not revoked).
+-- With the copy of the grant's lapse time (migration 0007; the grants are not revoked)
+-- and of the user's name (migration 0008), as a chain inserted by Tessera has them.
 INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at,
-                            expires_at, purge_at, grant_ends_at)
+                            expires_at, purge_at, grant_ends_at, username)
 SELECT substring(h FROM 1 FOR 16), h, md5('g' || i), :'client', md5('u' || i), :'scope',
        :rt_issued - i % :rt_spread, :rt_issued - i % :rt_spread + :rt_ttl,
-       (:rt_issued - i % :rt_spread + :rt_ttl + 86399) / 86400 * 86400, :grant_exp - i % 86400
+       (:rt_issued - i % :rt_spread + :rt_ttl + 86399) / 86400 * 86400, :grant_exp - i % 86400,
+       'bench-user-' || i
 FROM generate_series(:lo, :hi) i,
      LATERAL (SELECT sha256(convert_to('rt' || lpad(i::text, 41, '0'), 'UTF8')) AS h) k;
 

@@ -34,12 +34,14 @@ WHERE :codes;
 
 -- One chain per grant; the token's key is its whole SHA-256 (a 43-character token),
 -- so the chain id is the key's first 16 bytes.
--- With the copy of the grant's lapse time (migration 0008; the grants are not revoked).
+-- With the copy of the grant's lapse time (migration 0008; the grants are not revoked)
+-- and of the user's name (migration 0009), as a chain inserted by Tessera has them.
 INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at,
-                            expires_at, purge_at, grant_ends_at)
+                            expires_at, purge_at, grant_ends_at, username)
 SELECT substr(sha256('rt' || printf('%041d', i)), 1, 16), sha256('rt' || printf('%041d', i)),
        gid, :client, uid, :scope, :rt_issued - i % :rt_spread, :rt_issued - i % :rt_spread + :rt_ttl,
-       (:rt_issued - i % :rt_spread + :rt_ttl + 86399) / 86400 * 86400, :grant_exp - i % 86400
+       (:rt_issued - i % :rt_spread + :rt_ttl + 86399) / 86400 * 86400, :grant_exp - i % 86400,
+       'bench-user-' || i
 FROM fill_range;
 
 INSERT INTO access_tokens (token_hash, jti, grant_id, client_id, user_id, scope, audience,
