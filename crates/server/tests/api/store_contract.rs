@@ -2137,17 +2137,7 @@ async fn postgres_chain_inserted_during_a_revocation_carries_it() {
 async fn postgres_migration_0007_copies_the_grant_state_into_stored_chains() {
     let (admin, schema, url, pool) = postgres_migrated_before(7).await;
     for grant in CHAIN_GRANTS {
-        let key = refresh_key(&chain_token(grant));
-        sqlx::query(
-            "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
-             VALUES ($1, $2, $3, 'c1', 'u1', 'a', 100, 86500, 172800)",
-        )
-        .bind(&key[..tessera_server::crypto::CHAIN_LEN])
-        .bind(&key[..])
-        .bind(grant)
-        .execute(&pool)
-        .await
-        .unwrap();
+        postgres_chain_before(&pool, grant).await;
     }
     pool.close().await;
     let store = PostgresStore::connect(&url, 2).await.unwrap();
@@ -2156,6 +2146,22 @@ async fn postgres_migration_0007_copies_the_grant_state_into_stored_chains() {
     let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&admin)
         .await;
+}
+
+/// Store the chain of `grant` of `chains_before_grant_state.rs` as the schema before
+/// the migrations of its copies has it (no copy).
+async fn postgres_chain_before(pool: &sqlx::PgPool, grant: &str) {
+    let key = refresh_key(&chain_token(grant));
+    sqlx::query(
+        "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
+         VALUES ($1, $2, $3, 'c1', 'u1', 'a', 100, 86500, 172800)",
+    )
+    .bind(&key[..tessera_server::crypto::CHAIN_LEN])
+    .bind(&key[..])
+    .bind(grant)
+    .execute(pool)
+    .await
+    .unwrap();
 }
 
 /// PostgreSQL's migration 0008 drops the access tokens' foreign keys to their grant
@@ -2180,16 +2186,7 @@ async fn postgres_migration_0008_keeps_stored_tokens_and_their_user() {
         .await
         .unwrap();
     }
-    let key = refresh_key(&chain_token("g-live"));
-    sqlx::query(
-        "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
-         VALUES ($1, $2, 'g-live', 'c1', 'u1', 'a', 100, 86500, 172800)",
-    )
-    .bind(&key[..tessera_server::crypto::CHAIN_LEN])
-    .bind(&key[..])
-    .execute(&pool)
-    .await
-    .unwrap();
+    postgres_chain_before(&pool, "g-live").await;
     pool.close().await;
     let store = PostgresStore::connect(&url, 2).await.unwrap();
     assert_tokens_keep_their_user(&store).await;

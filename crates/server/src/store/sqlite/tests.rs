@@ -179,21 +179,27 @@ async fn migration_0008_copies_the_grant_state_into_stored_chains() {
     let (_dir, url, pool) = migrated_before(8).await;
     grants_before_0006(&pool).await;
     for grant in CHAIN_GRANTS {
-        let key = refresh_key(&chain_token(grant));
-        sqlx::query(
-            "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
-             VALUES (?, ?, ?, 'c1', 'u1', 'a', 100, 86500, 172800)",
-        )
-        .bind(&key[..crate::crypto::CHAIN_LEN])
-        .bind(&key[..])
-        .bind(grant)
-        .execute(&pool)
-        .await
-        .unwrap();
+        chain_before(&pool, grant).await;
     }
     pool.close().await;
     let store = SqliteStore::connect(&url).await.unwrap();
     assert_chains_keep_their_grant_state(&store).await;
+}
+
+/// Store the chain of `grant` of `chains_before_grant_state.rs` as the schema before
+/// the migrations of its copies has it (no copy).
+async fn chain_before(pool: &sqlx::SqlitePool, grant: &str) {
+    let key = refresh_key(&chain_token(grant));
+    sqlx::query(
+        "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
+         VALUES (?, ?, ?, 'c1', 'u1', 'a', 100, 86500, 172800)",
+    )
+    .bind(&key[..crate::crypto::CHAIN_LEN])
+    .bind(&key[..])
+    .bind(grant)
+    .execute(pool)
+    .await
+    .unwrap();
 }
 
 /// Migration 0009 drops the access tokens' foreign keys to their grant and user (a
@@ -218,16 +224,7 @@ async fn migration_0009_keeps_stored_tokens_and_their_user() {
         .await
         .unwrap();
     }
-    let key = refresh_key(&chain_token("g-live"));
-    sqlx::query(
-        "INSERT INTO refresh_tokens (chain, token_hash, grant_id, client_id, user_id, scope, issued_at, expires_at, purge_at)
-         VALUES (?, ?, 'g-live', 'c1', 'u1', 'a', 100, 86500, 172800)",
-    )
-    .bind(&key[..crate::crypto::CHAIN_LEN])
-    .bind(&key[..])
-    .execute(&pool)
-    .await
-    .unwrap();
+    chain_before(&pool, "g-live").await;
     pool.close().await;
     let store = SqliteStore::connect(&url).await.unwrap();
     assert_tokens_keep_their_user(&store).await;
