@@ -619,6 +619,11 @@ fn grant_from(r: &PgRow) -> anyhow::Result<Grant> {
     })
 }
 
+/// The class of the advisory locks that serialise the revocations of one grant (the
+/// second key is the grant id's hash; two-key advisory locks do not share the
+/// one-key space of [`keys`]'s lock).
+const REVOCATION_LOCK: i32 = 0x7465_7276; // "terv"
+
 #[async_trait]
 impl GrantStore for PostgresStore {
     async fn create_grant(&self, g: &Grant) -> StoreResult<()> {
@@ -705,6 +710,17 @@ impl GrantStore for PostgresStore {
         // has its chains marked: this finds none.
         const MARK_CHAINS: &str = "UPDATE refresh_tokens SET grant_revoked_at = $1 WHERE grant_id = $2 AND grant_revoked_at IS NULL";
         let mut tx = self.pool.begin().await?;
+        // Revocations of one grant run one at a time. Otherwise one that marked no
+        // chain (none committed yet), then waited on the grant's row for a code
+        // exchange inserting a chain, would mark that chain after the grant's row while
+        // another revocation, started after the exchange, holds the chain and waits for
+        // the grant's row: a deadlock (seen with twenty redemptions of one code, whose
+        // losers all revoke the grant). Rotations do not take this lock.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(REVOCATION_LOCK)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(MARK_CHAINS)
             .bind(now)
             .bind(id)
