@@ -547,7 +547,10 @@ pub trait RefreshTokenStore: Send + Sync {
     ///
     /// `then` is written in the same transaction as the rotation, and only if this call
     /// rotated the token (as [`GrantStore::issue_tokens`]): the successor tokens are
-    /// durable exactly when the old token is spent. A successor refresh token of the
+    /// durable exactly when the old token is spent. The grant's use time
+    /// ([`Issuance::grant_used`]) may instead be recorded right after the rotation's
+    /// commit (PostgreSQL does, so that a rotation never holds its chain's row while it
+    /// waits for the grant's; see its `revoke_grant`). A successor refresh token of the
     /// same chain becomes the chain's current token in place; with none, the chain is
     /// left with no current token (one of another chain starts that chain). If writing
     /// `then` fails, the token stays current and the error is returned.

@@ -2074,6 +2074,78 @@ async fn postgres_revocation_waits_for_a_rotation_without_deadlock() {
     b.finish().await;
 }
 
+/// PostgreSQL: a rotation that records its grant's use (the chain's first rotation of
+/// the day) during a revocation of the grant does not deadlock with it. The case: the
+/// chain was inserted after the revocation marked the grant's chains, so the
+/// revocation holds the grant's row and, marking the chains again, wants the chain's.
+/// A rotation that held the chain's row while it waited for the grant's (to record the
+/// use) closed the cycle, and PostgreSQL failed one of the two after deadlock_timeout.
+/// The rotation now commits before it records the use, so the revocation's second
+/// marking finds the chain free and the rotation's use waits for the revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rotation_recording_use_during_a_revocation_does_not_deadlock() {
+    let (b, schema, mut other) = postgres_and_another_transaction().await;
+    let store = b.store.clone();
+    let [mark_chains, revoke, _] = revocation_of_g1(&schema);
+    // The revocation's first marking, before the chain exists.
+    sqlx::query(&mark_chains)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let chain = new_chain();
+    let (key, row) = chained(&chain, NOW, NOW + DAY);
+    store.insert_refresh_token(&row).await.unwrap();
+    // The grant's row.
+    sqlx::query(&revoke).execute(&mut *other).await.unwrap();
+    let (successor, next) = chained(&chain, NOW + 1, NOW + DAY);
+    let rotation = spawn_waiting(
+        {
+            let store = store.clone();
+            async move {
+                let then = Issuance {
+                    refresh_token: Some(next),
+                    grant_used: Some(("g1".into(), NOW + 1)),
+                    ..Issuance::default()
+                };
+                store.rotate_refresh_token(&key, "c1", NOW + 1, &then).await
+            }
+        },
+        "the grant's row",
+    )
+    .await;
+    // The revocation's second marking: the chain inserted meanwhile.
+    let marked = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        sqlx::query(&mark_chains).execute(&mut *other),
+    )
+    .await
+    .expect("the chain's row is not held by the rotation waiting for the grant's")
+    .expect("no deadlock");
+    assert_eq!(marked.rows_affected(), 1, "the rotated chain is marked");
+    sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
+    let rotation = done_after(rotation, "the revocation's commit")
+        .await
+        .expect("the rotation fails");
+    assert!(matches!(rotation, Rotation::Rotated(_)), "{rotation:?}");
+    // The successor is refused (the revocation marked the chain after the rotation),
+    // and the grant's use time was recorded.
+    assert!(store
+        .find_active_refresh_token(&successor, NOW + 2)
+        .await
+        .unwrap()
+        .is_none());
+    let used: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT last_used_at FROM {schema}.grants WHERE id = 'g1'"
+    ))
+    .fetch_one(&mut *other)
+    .await
+    .unwrap();
+    assert_eq!(used, Some(NOW + 1));
+    drop(other);
+    drop(store);
+    b.finish().await;
+}
+
 /// PostgreSQL: a refresh token chain inserted by a transaction that read its grant
 /// active (holding the grant's row with `FOR SHARE`, as `insert_refresh_token` does)
 /// while a revocation runs carries the revocation: the revocation's update of the

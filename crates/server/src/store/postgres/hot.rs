@@ -369,13 +369,13 @@ pub(super) async fn not_rotated(
 
 /// A refresh's whole write in one statement (one round trip, one commit): the rotation
 /// (the successor becomes the chain's current token in place), and only if it
-/// happened, the access token (if opaque), the grant's use time and the audit event
-/// (if any), as data-modifying CTEs gated on the rotated row. A failing part (a
+/// happened, the access token (if opaque) and the audit event (if any), as
+/// data-modifying CTEs gated on the rotated row. A failing part (a
 /// duplicate hash) fails the statement, rotation included. `None` when the token was
 /// not rotated. Needs `then` to carry a successor of the token's chain (what a refresh
 /// writes), and its access token, if opaque, to be of the chain's grant (the one a
-/// refresh mints); the caller falls back to [`rotate_refresh_token`] in a transaction
-/// otherwise.
+/// refresh mints), and to record no use of the grant; the caller falls back to
+/// [`rotate_refresh_token`] in a transaction otherwise.
 pub(super) async fn rotate_refresh_token_in_one(
     conn: &mut PgConnection,
     token_hash: &TokenHash,
@@ -391,18 +391,15 @@ pub(super) async fn rotate_refresh_token_in_one(
             return Ok(None);
         }
     }
-    // The optional parts' parameters follow the fixed ones ($1 to $9): the grant's use
-    // time, the audit event, the access token.
-    let touch_at = 10;
-    let audit_at = touch_at + if then.grant_used.is_some() { 2 } else { 0 };
+    // The grant's use time is not among the parts: it would lock the grant's row while
+    // this statement holds the chain's (the caller records it after the commit).
+    if then.grant_used.is_some() {
+        return Ok(None);
+    }
+    // The optional parts' parameters follow the fixed ones ($1 to $9): the audit event,
+    // the access token.
+    let audit_at = 10;
     let access_at = audit_at + if then.audit.is_some() { 8 } else { 0 };
-    let touch = match &then.grant_used {
-        Some(_) => format!(
-            ", t AS (UPDATE grants SET last_used_at = ${} WHERE id = ${touch_at} AND EXISTS (SELECT 1 FROM rotated))",
-            touch_at + 1
-        ),
-        None => String::new(),
-    };
     let audit = match &then.audit {
         Some(_) => {
             let [at, kind, actor, user, name, client, grant, detail] =
@@ -428,7 +425,6 @@ pub(super) async fn rotate_refresh_token_in_one(
     };
     let sql = format!(
         "WITH rotated AS ({ROTATE} RETURNING {REFRESH_COLUMNS}, {ROTATED_COLUMNS})
-         {touch}
          {audit}
          {access}
          SELECT * FROM rotated"
@@ -443,9 +439,6 @@ pub(super) async fn rotate_refresh_token_in_one(
         .bind(r.issued_at)
         .bind(r.expires_at)
         .bind(r.purge_at());
-    if let Some((grant_id, used_at)) = &then.grant_used {
-        query = query.bind(grant_id).bind(*used_at);
-    }
     if let Some(e) = &then.audit {
         query = bind_audit(query, e);
     }

@@ -46,6 +46,32 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// [`RefreshTokenStore::rotate_refresh_token`] for a `then` that records no use of
+    /// the grant, on `conn`.
+    async fn rotate_without_use(
+        &self,
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>,
+        token_hash: &TokenHash,
+        client_id: &str,
+        now: i64,
+        then: &Issuance,
+    ) -> StoreResult<Rotation> {
+        if then.is_empty() {
+            return hot::rotate_refresh_token(conn, token_hash, client_id, now, then).await;
+        }
+        match hot::rotate_refresh_token_in_one(conn, token_hash, client_id, now, then).await? {
+            Some(Some(rotated)) => return Ok(Rotation::Rotated(rotated)),
+            // Not rotated: used before, or invalid; nothing was written.
+            Some(None) => return hot::not_rotated(conn, token_hash, client_id).await,
+            None => {}
+        }
+        // The rotated row stays locked until the commit: a concurrent rotation of the
+        // same token waits, then finds it used.
+        let mut tx = sqlx::Acquire::begin(&mut **conn).await?;
+        let rotation = hot::rotate_refresh_token(&mut tx, token_hash, client_id, now, then).await?;
+        tx.commit().await?;
+        Ok(rotation)
+    }
     /// Connect to a `postgres://` URL with a pool of at most `max_connections`, and run
     /// the migrations (their `_sqlx_migrations` table lives in the search path).
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
@@ -704,10 +730,10 @@ impl GrantStore for PostgresStore {
         forget_after: i64,
     ) -> StoreResult<bool> {
         // The copy of the grant's state on each of its refresh token chains
-        // (migration 0007), marked before the grant's row: a rotation locks its
-        // chain's row and then, when it records the grant's use, the grant's; taking
-        // them in the same order, the two cannot deadlock. A grant revoked already
-        // has its chains marked: this finds none.
+        // (migration 0007), marked before the grant's row. A rotation holds its
+        // chain's row alone: it records the grant's use once it has committed
+        // (`rotate_refresh_token`). A grant revoked already has its chains marked:
+        // this finds none.
         const MARK_CHAINS: &str = "UPDATE refresh_tokens SET grant_revoked_at = $1 WHERE grant_id = $2 AND grant_revoked_at IS NULL";
         let mut tx = self.pool.begin().await?;
         // Revocations of one grant run one at a time. Otherwise one that marked no
@@ -840,26 +866,22 @@ impl RefreshTokenStore for PostgresStore {
         now: i64,
         then: &Issuance,
     ) -> StoreResult<Rotation> {
-        if then.is_empty() {
-            let mut conn = self.pool.acquire().await?;
-            return hot::rotate_refresh_token(&mut conn, token_hash, client_id, now, then).await;
+        // The grant's use time is recorded after the rotation has committed, in a
+        // statement of its own: a rotation that held its chain's row while it waited
+        // for the grant's could deadlock with a revocation of the grant, which holds
+        // the grant's row while it marks the chains inserted meanwhile (`revoke_grant`).
+        // Holding one row at a time, the rotation cannot. The use time is a record
+        // (what `Grant::last_used_at` reads takes the chains' rows into account too),
+        // so that it lands a moment after the rotation changes nothing it guards.
+        let mut then = then.clone();
+        let used = then.grant_used.take();
+        let mut conn = self.pool.acquire().await?;
+        let rotation = self
+            .rotate_without_use(&mut conn, token_hash, client_id, now, &then)
+            .await?;
+        if let (Rotation::Rotated(_), Some((grant_id, at))) = (&rotation, used) {
+            hot::touch_grant(&mut conn, &grant_id, at).await?;
         }
-        {
-            let mut conn = self.pool.acquire().await?;
-            match hot::rotate_refresh_token_in_one(&mut conn, token_hash, client_id, now, then)
-                .await?
-            {
-                Some(Some(rotated)) => return Ok(Rotation::Rotated(rotated)),
-                // Not rotated: used before, or invalid; nothing was written.
-                Some(None) => return hot::not_rotated(&mut conn, token_hash, client_id).await,
-                None => {}
-            }
-        }
-        // The rotated row stays locked until the commit: a concurrent rotation of the
-        // same token waits, then finds it used.
-        let mut tx = self.pool.begin().await?;
-        let rotation = hot::rotate_refresh_token(&mut tx, token_hash, client_id, now, then).await?;
-        tx.commit().await?;
         Ok(rotation)
     }
 
