@@ -405,12 +405,10 @@ pub async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::Delete { username } => {
-            if let Some(user) = store.get_user_by_username(&username).await? {
-                let state = AppState::open(config).await?;
-                let grants = store.list_user_grants(&user.id).await?;
-                revocation::revoke_all(&state, grants, "user deleted by an administrator").await?;
-            }
-            if !store.delete_user(&username).await? {
+            let state = AppState::open(config).await?;
+            if !revocation::delete_user(&state, &username, "user deleted by an administrator")
+                .await?
+            {
                 bail!("no user {username}");
             }
             println!("deleted user {username}");

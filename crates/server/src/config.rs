@@ -175,7 +175,7 @@ pub struct RegistrationConfig {
 pub struct HousekeepingConfig {
     /// How often the server deletes expired codes, sessions, tokens, revoked JWT ids,
     /// client assertion ids, revocation feed entries, and revoked or lapsed grants
-    /// without tokens left (`tessera gc` does it once). Default 10 minutes.
+    /// with nothing left that needs them (`tessera gc` does it once). Default 10 minutes.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// Most rows deleted by one statement. Statements are sized to take about 10 ms

@@ -7,10 +7,18 @@ use crate::error::Result;
 use crate::state::AppState;
 use crate::store::Actor;
 
+/// The least time a grant's feed entry is kept, whatever the access token lifetime.
+const REMEMBERED_AT_LEAST: i64 = 86_400;
+
 /// How long after a grant's revocation its feed entry matters: every access token of
-/// the grant has expired by then.
+/// the grant has expired by then. Introspection refuses a token whose grant is in the
+/// feed (the tokens themselves are not marked), and so do resource servers reading it:
+/// an entry forgotten while a token of its grant is live would let that token back in.
+/// So it is kept for a day at least, which covers the tokens issued before a shorter
+/// `tokens.access_token_ttl` was configured, down from up to a day.
 fn forget_after(state: &AppState, now: i64) -> i64 {
-    now + state.config.tokens.access_token_ttl.as_secs() as i64 + 60
+    let ttl = state.config.tokens.access_token_ttl.as_secs() as i64;
+    now + ttl.max(REMEMBERED_AT_LEAST) + 60
 }
 
 /// Revoke a grant (a token family) and everything issued under it. Returns whether it
@@ -112,4 +120,24 @@ pub async fn revoke_all(
         }
     }
     Ok(count)
+}
+
+/// Delete a user: their grants are revoked first (so that the feed tells resource
+/// servers, and the audit trail says why), then the user goes with everything of
+/// theirs; a grant made meanwhile gets its feed entry in the deletion's transaction.
+/// Returns whether the user existed.
+pub async fn delete_user(state: &AppState, username: &str, reason: &str) -> Result<bool> {
+    if let Some(user) = state.store.get_user_by_username(username).await? {
+        let grants = state.store.list_user_grants(&user.id).await?;
+        revoke_all(state, grants, reason).await?;
+    }
+    let now = state.clock.now();
+    let deleted = state
+        .store
+        .delete_user(username, now, forget_after(state, now))
+        .await?;
+    if deleted {
+        state.feed.send_modify(|_| {});
+    }
+    Ok(deleted)
 }

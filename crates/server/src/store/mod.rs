@@ -455,8 +455,12 @@ pub trait UserStore: Send + Sync {
     async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
     async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
-    /// Delete a user with their sessions, consents and tokens. Returns whether it existed.
-    async fn delete_user(&self, username: &str) -> StoreResult<bool>;
+    /// Delete a user with their sessions, consents, grants and refresh tokens. Their
+    /// grants still live at `now` get an entry in the revocation feed (forgettable
+    /// after `forget_after`), so that their access tokens, which stay until they
+    /// expire, are refused (by introspection, and by resource servers reading the
+    /// feed). Returns whether it existed.
+    async fn delete_user(&self, username: &str, now: i64, forget_after: i64) -> StoreResult<bool>;
     /// Replace the password hash and end the user's sessions. Returns whether the user exists.
     async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<bool>;
 }
@@ -508,8 +512,10 @@ pub trait GrantStore: Send + Sync {
     async fn issue_tokens(&self, issuance: &Issuance) -> StoreResult<()>;
     /// Revoke the grant: from then on every refresh token, opaque access token and
     /// JWT access token that carries its id is refused. In the same transaction a
-    /// revocation feed entry is appended (forgettable after `forget_after`). Returns
-    /// whether the grant was unrevoked before; revoking twice appends nothing.
+    /// revocation feed entry is appended (forgettable after `forget_after`, which must
+    /// be after every access token of the grant has expired: the opaque ones are not
+    /// marked, [`AccessTokenStore::view_access_token`] finds their grant in the feed).
+    /// Returns whether the grant was unrevoked before; revoking twice appends nothing.
     async fn revoke_grant(
         &self,
         id: &str,
@@ -608,9 +614,12 @@ pub trait AccessTokenStore: Send + Sync {
     /// answers with; three lookups of random keys otherwise). `grant_active` is false
     /// once [`GrantStore::revoke_grant`] has returned for the token's grant, including
     /// for a token inserted after that (a token request that raced the revocation),
-    /// and from the grant's `expires_at` on. SQLite answers from the token's row
-    /// alone, which carries copies of the user's name and the grant's state
-    /// (migration 0006); PostgreSQL joins the grant and the user.
+    /// while the grant's feed entry is kept, and from the grant's `expires_at` on; and
+    /// once its user was deleted ([`UserStore::delete_user`]). Both stores answer
+    /// from the token's row, which carries copies of the user's name and the grant's
+    /// state as issued (SQLite's migration 0006), and the revocation feed's index by
+    /// grant (SQLite's migration 0010, PostgreSQL's 0009), not from the grant's and
+    /// the user's rows.
     async fn view_access_token(
         &self,
         token_hash: &TokenHash,
@@ -916,8 +925,9 @@ pub trait HousekeepingStore: Send + Sync {
     /// Delete what has expired at `now`: codes (consumed or not), sessions, refresh
     /// tokens, opaque access tokens, revoked JWT ids, client assertion ids and
     /// revocation feed entries with `expires_at <= now`; then grants that are revoked
-    /// or lapsed and have no code, refresh token or access token left (so a grant goes
-    /// only after its tokens); then, when `audit_before` is given, the audit events
+    /// or lapsed and have no code or refresh token chain left, a revoked one no feed
+    /// entry either (which is kept until the grant's access tokens have expired: see
+    /// [`GrantStore::revoke_grant`]; a lapsed grant's expired with it); then, when `audit_before` is given, the audit events
     /// recorded before it (`at < audit_before`). Consents, clients and users are kept.
     ///
     /// Audit events go oldest first, by id, and only those before the first event (by

@@ -663,7 +663,29 @@ async fn users_are_created_listed_changed_and_deleted() {
         .await;
     let tokens = admin.app.tokens_for(&client, "transactions:read").await;
     let grant_id = jwt_payload(tokens["access_token"].as_str().unwrap())["grant_id"].clone();
+    // And an opaque access token of hers: it stays stored until it expires, and
+    // introspection answers it inactive from her deletion on (RFC 7662 §2.2).
+    let opaque = admin
+        .app
+        .client_with(
+            "Ledger",
+            "transactions:read",
+            false,
+            &tessera_protocol::GrantType::ALL,
+            tessera_server::store::TokenFormat::Opaque,
+        )
+        .await;
+    let opaque_tokens = admin.app.tokens_for(&opaque, "transactions:read").await;
+    let opaque_token = opaque_tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        admin.app.introspect(&opaque, opaque_token).await["active"],
+        true
+    );
     assert_eq!(admin.delete("/admin/users/alice").await.status(), 204);
+    assert_eq!(
+        admin.app.introspect(&opaque, opaque_token).await,
+        json!({ "active": false })
+    );
     problem(admin.get("/admin/users/alice").await, 404).await;
     problem(admin.delete("/admin/users/alice").await, 404).await;
     let feed = admin

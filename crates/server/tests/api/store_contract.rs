@@ -328,9 +328,9 @@ async fn users_and_sessions(store: Arc<dyn Store>) {
         .unwrap()
         .is_none());
     // Deleting the user takes their grants along.
-    assert!(store.delete_user("user-u1").await.unwrap());
+    assert!(store.delete_user("user-u1", NOW, NOW + DAY).await.unwrap());
     assert!(store.get_grant("g1").await.unwrap().is_none());
-    assert!(!store.delete_user("user-u1").await.unwrap());
+    assert!(!store.delete_user("user-u1", NOW, NOW + DAY).await.unwrap());
 }
 
 async fn consents(store: Arc<dyn Store>) {
@@ -1107,14 +1107,28 @@ async fn access_tokens_and_jtis(store: Arc<dyn Store>) {
     assert_eq!(jtis.len(), 1, "revoking a jti twice appends once");
     assert_eq!(jtis[0].exp, Some(NOW + 600));
 
-    // A user's tokens go with the user (through the user's grants), a client's own
-    // tokens stay.
-    assert!(store.delete_user("user-u1").await.unwrap());
-    for gone in ["t2", "t3", "t5"] {
-        assert!(view(gone, NOW).await.is_none(), "{gone} went with its user");
+    // A user's deletion takes their grants. Their tokens stay until they expire, and
+    // are refused: each grant is in the feed, g1 since its revocation, g-lapsing (still
+    // live) from the deletion. A client's own tokens are untouched.
+    let before = store.revocations_after(0, 100).await.unwrap().len();
+    assert!(store.delete_user("user-u1", NOW, NOW + 700).await.unwrap());
+    for refused in ["t2", "t3", "t5"] {
+        assert!(
+            !view(refused, NOW).await.unwrap().grant_active,
+            "{refused} is refused once its user is gone"
+        );
     }
-    assert!(view("t1", NOW).await.is_some());
-    assert!(view("t4", NOW).await.is_some());
+    let feed = store.revocations_after(0, 100).await.unwrap();
+    assert_eq!(
+        feed.len(),
+        before + 1,
+        "one entry, for the grant still live"
+    );
+    let entry = feed.last().unwrap();
+    assert_eq!(entry.grant_id.as_deref(), Some("g-lapsing"));
+    assert_eq!(entry.exp, Some(NOW + 700));
+    assert!(view("t1", NOW).await.unwrap().grant_active);
+    assert!(view("t4", NOW).await.unwrap().grant_active);
 }
 
 /// The access token a refresh rotation writes carries its grant's state and its user's
@@ -1714,27 +1728,39 @@ async fn housekeeping_purges_every_free_grant_past_those_that_wait(store: Arc<dy
             free.push(id);
         }
     }
+    // Revoked grants: one in three waits for its chain, one for its entry in the
+    // revocation feed (introspection reads it until the grant's access tokens have
+    // expired), and one has neither left.
     for i in 0..6 {
         let id = format!("g-rev-{i}");
         store
             .create_grant(&grant(&id, "c1", "u1", None))
             .await
             .unwrap();
-        if i % 2 == 0 {
-            store
-                .insert_refresh_token(&refresh(&format!("r{id}"), &id, live))
-                .await
-                .unwrap();
-            waiting.push(id.clone());
-        } else {
-            free.push(id.clone());
-        }
+        let forget_after = match i % 3 {
+            0 => {
+                store
+                    .insert_refresh_token(&refresh(&format!("r{id}"), &id, live))
+                    .await
+                    .unwrap();
+                waiting.push(id.clone());
+                NOW - 1
+            }
+            1 => {
+                waiting.push(id.clone());
+                live
+            }
+            _ => {
+                free.push(id.clone());
+                NOW - 1
+            }
+        };
         store
-            .revoke_grant(&id, NOW - 50, Actor::Admin, live)
+            .revoke_grant(&id, NOW - 50, Actor::Admin, forget_after)
             .await
             .unwrap();
     }
-    assert_eq!((free.len(), waiting.len()), (11, 25));
+    assert_eq!((free.len(), waiting.len()), (10, 26));
 
     let report = store.purge_expired(NOW, None, 2).await.unwrap();
     assert_eq!(report.grants, free.len() as u64, "{report:?}");
@@ -1748,11 +1774,12 @@ async fn housekeeping_purges_every_free_grant_past_those_that_wait(store: Arc<dy
         store.purge_expired(NOW, None, 2).await.unwrap(),
         PurgeReport::default()
     );
-    // The day after their chains' tokens expired, the chains go, then their grants.
+    // The day after their chains' tokens expired, the chains go, the feed entries
+    // too, then their grants.
     let later = store.purge_expired(live + DAY, None, 2).await.unwrap();
     assert_eq!(
-        (later.refresh_tokens, later.grants),
-        (waiting.len() as u64, waiting.len() as u64)
+        (later.refresh_tokens, later.revocations, later.grants),
+        (24, 2, waiting.len() as u64)
     );
     assert!(store.get_grant("g1").await.unwrap().is_some());
 }

@@ -149,14 +149,12 @@ pub async fn delete(
     Extension(admin): Extension<Administrator>,
     Path(username): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let user = find(&state, &username).await?;
-    let grants = state.store.list_user_grants(&user.id).await?;
+    find(&state, &username).await?;
     let reason = format!(
         "user deleted through the admin API (token {})",
         admin.token_name
     );
-    revocation::revoke_all(&state, grants, &reason).await?;
-    if !state.store.delete_user(&username).await? {
+    if !revocation::delete_user(&state, &username, &reason).await? {
         return Err(ApiError::NotFound(format!("no user {username}")));
     }
     Ok(StatusCode::NO_CONTENT)

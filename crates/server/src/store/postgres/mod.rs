@@ -462,11 +462,27 @@ impl UserStore for PostgresStore {
         rows.iter().map(user_from).collect()
     }
 
-    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+    async fn delete_user(&self, username: &str, now: i64, forget_after: i64) -> StoreResult<bool> {
+        // The feed entries of the user's grants still live: the deletion takes the
+        // grants, and their access tokens stay until they expire, refused because their
+        // grant is in the feed (migration 0009). The callers revoke the user's grants
+        // first; this covers one granted meanwhile.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO revocations (grant_id, expires_at, created_at)
+             SELECT g.id, $3, $2 FROM grants g JOIN users u ON u.id = g.user_id
+             WHERE u.username = $1 AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $2)",
+        )
+        .bind(username)
+        .bind(now)
+        .bind(forget_after)
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM users WHERE username = $1")
             .bind(username)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -762,19 +778,9 @@ impl GrantStore for PostgresStore {
         .await?;
         let revoked = done.rows_affected() > 0;
         if revoked {
-            // The copy of the grant's state that introspection reads on each of its
-            // opaque access tokens (migration 0006), in the same transaction and after
-            // the grant's row: a token being inserted meanwhile holds that row with
-            // `FOR SHARE` until its commit, so this statement sees it
-            // (`hot::grant_state_locked`).
-            sqlx::query(
-                "UPDATE access_tokens SET grant_revoked_at = $1 WHERE grant_id = $2 AND grant_revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            // Again, for a chain inserted meanwhile by a transaction that held the
+            // The grant's opaque access tokens are not marked: introspection finds the
+            // grant in the feed (migration 0009), once this commits, whenever the token
+            // was inserted. The chains are marked again, for a chain inserted meanwhile by a transaction that held the
             // grant's row (`hot::insert_refresh_token`) and committed before the
             // update of the grant above got its lock.
             sqlx::query(MARK_CHAINS)
@@ -980,11 +986,16 @@ impl AccessTokenStore for PostgresStore {
         token_hash: &TokenHash,
         now: i64,
     ) -> StoreResult<Option<AccessTokenView>> {
-        // The token's row alone: its grant's state and its user's name are the copies
-        // it carries (migration 0006), not reads of the grant's and the user's rows.
+        // The token's row: its grant's state and its user's name are the copies it
+        // carries (migration 0006), not reads of the grant's and the user's rows, and
+        // the revocation feed, where a grant revoked or deleted since is found
+        // (migration 0009: its index `revocations_grant` is small, the grants revoked
+        // lately).
         let row = sqlx::query(
             "SELECT a.*,
-                    a.grant_id IS NULL OR (a.grant_revoked_at IS NULL AND (a.grant_ends_at IS NULL OR a.grant_ends_at > $2)) AS grant_active
+                    a.grant_id IS NULL
+                    OR (a.grant_revoked_at IS NULL AND (a.grant_ends_at IS NULL OR a.grant_ends_at > $2)
+                        AND NOT EXISTS (SELECT 1 FROM revocations v WHERE v.grant_id = a.grant_id)) AS grant_active
              FROM access_tokens a WHERE a.token_hash = $1",
         )
         .bind(token_hash.to_vec())
@@ -1268,8 +1279,11 @@ const PURGE: [(&str, &str, &str); 7] = [
 
 /// The grants that may go: revoked ones, then lapsed ones, each found through its
 /// partial index (`grants_revoked`, `grants_expires`). Not every candidate goes: one
-/// that still has a code or token waits for them (a lapsed grant's refresh token chain
-/// stays until the day after its last token expired). So each batch examines the next
+/// that still has a code or a refresh token chain waits for them (a lapsed grant's
+/// chain stays until the day after its last token expired), and a revoked one for its
+/// entry in the revocation feed, which stays until the grant's access tokens have
+/// expired (introspection reads it: migration 0009). A lapsed grant's access tokens
+/// expired with it (a token never outlives its grant). So each batch examines the next
 /// `$4` candidates in `(column, id)` order after the cursor `($2, $3)` and deletes
 /// those with nothing left (checked again by the DELETE itself); a purge reads each
 /// candidate once, instead of every batch reading again all those the earlier batches
@@ -1278,9 +1292,15 @@ const PURGE: [(&str, &str, &str); 7] = [
 const PURGE_GRANTS: [&str; 2] = ["revoked_at", "expires_at"];
 
 fn purge_grants_sql(column: &str) -> String {
-    let free = "NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.id)
-        AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id)
-        AND NOT EXISTS (SELECT 1 FROM auth_codes o WHERE o.grant_id = g.id)";
+    let in_feed = match column {
+        "revoked_at" => "AND NOT EXISTS (SELECT 1 FROM revocations v WHERE v.grant_id = g.id)",
+        _ => "",
+    };
+    let free = format!(
+        "NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.id)
+        AND NOT EXISTS (SELECT 1 FROM auth_codes o WHERE o.grant_id = g.id)
+        {in_feed}"
+    );
     format!(
         "WITH c AS MATERIALIZED (
              (SELECT id, {column} AS k FROM grants WHERE {column} = $2 AND id > $3)

@@ -378,11 +378,19 @@ impl UserStore for SqliteStore {
         rows.iter().map(user_from).collect()
     }
 
-    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+    async fn delete_user(&self, username: &str, now: i64, forget_after: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(DELETED_USERS_GRANTS_IN_FEED)
+            .bind(username)
+            .bind(now)
+            .bind(forget_after)
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM users WHERE username = ?")
             .bind(username)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -583,19 +591,17 @@ impl GrantStore for SqliteStore {
         .await?;
         let revoked = done.rows_affected() > 0;
         if revoked {
-            // The copies of the grant's state, in the same transaction: the one that
-            // introspection reads on each of its opaque access tokens (migration
-            // 0006), and the one rotations read on each of its refresh token chains
-            // (migration 0008).
-            for table in ["access_tokens", "refresh_tokens"] {
-                sqlx::query(&format!(
-                    "UPDATE {table} SET grant_revoked_at = ? WHERE grant_id = ? AND grant_revoked_at IS NULL"
-                ))
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
+            // The copy of the grant's state that rotations read on each of its refresh
+            // token chains (migration 0008), in the same transaction. Its opaque access
+            // tokens are not marked: introspection finds the grant in the feed
+            // (migration 0010).
+            sqlx::query(
+                "UPDATE refresh_tokens SET grant_revoked_at = ? WHERE grant_id = ? AND grant_revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO revocations (grant_id, expires_at, created_at) VALUES (?, ?, ?)",
             )
@@ -968,6 +974,16 @@ fn iat_from(r: &SqliteRow) -> anyhow::Result<InitialAccessToken> {
     })
 }
 
+/// The feed entries of a user's grants still live (not revoked, not lapsed), `?1` being
+/// the user's name, `?2` now and `?3` when to forget them: the user's deletion takes
+/// the grants, and their access tokens stay until they expire, refused because their
+/// grant is in the feed (migration 0010). The callers revoke the user's grants first;
+/// this covers one granted meanwhile.
+const DELETED_USERS_GRANTS_IN_FEED: &str = "
+    INSERT INTO revocations (grant_id, expires_at, created_at)
+    SELECT g.id, ?3, ?2 FROM grants g JOIN users u ON u.id = g.user_id
+    WHERE u.username = ?1 AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?2)";
+
 /// What [`HousekeepingStore::purge_expired`] deletes first, in order: each table with
 /// the condition on its rows, `?1` being `now`, and the column that keys its rows
 /// (`refresh_tokens` has no rowid). A refresh token chain goes on the day after its
@@ -985,8 +1001,11 @@ const PURGE: [(&str, &str, &str); 7] = [
 
 /// The grants that may go: revoked ones, then lapsed ones, each found through its
 /// partial index (`grants_revoked`, `grants_expires`). Not every candidate goes: one
-/// that still has a code or token waits for them (a lapsed grant's refresh token chain
-/// stays until the day after its last token expired). So each batch examines the next
+/// that still has a code or a refresh token chain waits for them (a lapsed grant's
+/// chain stays until the day after its last token expired), and a revoked one for its
+/// entry in the revocation feed, which stays until the grant's access tokens have
+/// expired (introspection reads it: migration 0010). A lapsed grant's access tokens
+/// expired with it (a token never outlives its grant). So each batch examines the next
 /// `?4` candidates in the index's order, `(column, rowid)` after the cursor
 /// `(?2, ?3)`, and says which have nothing left; a purge reads each candidate once,
 /// instead of every batch reading again all those the earlier batches had to keep
@@ -997,11 +1016,15 @@ const PURGE: [(&str, &str, &str); 7] = [
 const PURGE_GRANTS: [&str; 2] = ["revoked_at", "expires_at"];
 
 fn purge_grants_sql(column: &str) -> String {
+    let in_feed = match column {
+        "revoked_at" => "AND NOT EXISTS (SELECT 1 FROM revocations v WHERE v.grant_id = g.id)",
+        _ => "",
+    };
     format!(
         "SELECT c.id, c.k,
                 NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.id)
-                AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id)
                 AND NOT EXISTS (SELECT 1 FROM auth_codes o WHERE o.grant_id = g.id)
+                {in_feed}
          FROM (SELECT rowid AS id, {column} AS k FROM grants WHERE {column} = ?2 AND rowid > ?3
                UNION ALL
                SELECT rowid, {column} FROM grants WHERE {column} > ?2 AND {column} <= ?1

@@ -143,10 +143,11 @@ pub(super) fn find_access_token(
         .optional()?)
 }
 
-/// The token's row alone: whether its grant is active and its user's name come from
-/// the copies the row carries (migration 0006; kept by
-/// [`super::hot::insert_access_token`] and [`super::SqliteStore::revoke_grant`]), not
-/// from the grant's and the user's rows.
+/// The token's row: whether its grant is active and its user's name come from the
+/// copies the row carries (migration 0006; made by
+/// [`super::hot::insert_access_token`]), not from the grant's and the user's rows, and
+/// from the revocation feed, where a grant revoked or deleted since is found (migration
+/// 0010: its index `revocations_grant` is small, the grants revoked lately).
 pub(super) fn view_access_token(
     conn: &Connection,
     token_hash: &TokenHash,
@@ -156,7 +157,9 @@ pub(super) fn view_access_token(
         .prepare_cached(concat!(
             "SELECT ",
             access_columns!(),
-            ", grant_id IS NULL OR (grant_revoked_at IS NULL AND (grant_ends_at IS NULL OR grant_ends_at > ?1)),
+            ", grant_id IS NULL
+               OR (grant_revoked_at IS NULL AND (grant_ends_at IS NULL OR grant_ends_at > ?1)
+                   AND NOT EXISTS (SELECT 1 FROM revocations v WHERE v.grant_id = access_tokens.grant_id)),
                username
              FROM access_tokens WHERE token_hash = ?2"
         ))?
