@@ -986,14 +986,14 @@ const DELETED_USERS_GRANTS_IN_FEED: &str = "
 
 /// What [`HousekeepingStore::purge_expired`] deletes first, in order: each table with
 /// the condition on its rows, `?1` being `now`, and the column that keys its rows
-/// (`refresh_tokens` has no rowid). A refresh token chain goes on the day after its
-/// current token expired ([`RefreshToken::purge_at`]). Grants go after their tokens
-/// ([`PURGE_GRANTS`]).
+/// (`refresh_tokens` and `access_tokens` have no rowid). A refresh token chain goes on
+/// the day after its current token expired ([`RefreshToken::purge_at`]). Grants go
+/// after their tokens ([`PURGE_GRANTS`]).
 const PURGE: [(&str, &str, &str); 7] = [
     ("auth_codes", "expires_at <= ?1", "rowid"),
     ("sessions", "expires_at <= ?1", "rowid"),
     ("refresh_tokens", "purge_at <= ?1", "chain"),
-    ("access_tokens", "expires_at <= ?1", "rowid"),
+    ("access_tokens", "expires_at <= ?1", "token_hash"),
     ("revoked_jtis", "expires_at <= ?1", "rowid"),
     ("client_assertion_jtis", "expires_at <= ?1", "rowid"),
     ("revocations", "expires_at <= ?1", "rowid"),
