@@ -37,17 +37,13 @@ for b in "${BINARIES[@]}"; do [[ -x $b ]] || bench_die "$b is not an executable"
 : "${BENCH_SUPPLY:=1024}"
 : "${BENCH_REFRESH_ISSUED:=today}"
 : "${BENCH_SCENARIOS:=refresh}"
-export TESSERA_TOKENS__ACCESS_TOKEN_TTL=2h
-export TESSERA_HOUSEKEEPING__INTERVAL=24h
-export TESSERA_LOG=warn
-SCOPE="read write"
-REDIRECT_URI=http://127.0.0.1/callback
-AUDIENCE=http://127.0.0.1
-PWHASH='$argon2id$v=19$m=19456,t=2,p=1$YmVuY2hzYWx0YmVuY2g$K7hJUl4FzvYlqGNtqYwZ0wBqvI8wq0hIS6CNwY5sO5I'
-# The store, the fill and the wait after a run: store-size.sh's own.
+# The server's settings, the store, the fill and the wait after a run: store-size.sh's
+# own (from its settings' first line to PWHASH, and its functions).
 # shellcheck source=/dev/null
-source <(sed -n '/^new_store()/,/^}/p; /^json_field()/p; /^fill()/,/^}/p;
+source <(sed -n '/^export TESSERA_TOKENS__ACCESS_TOKEN_TTL=/,/^PWHASH=/p;
+                 /^new_store()/,/^}/p; /^json_field()/p; /^fill()/,/^}/p;
                  /^prewarm_postgres()/,/^}/p; /^settle()/,/^}/p' "$BENCH_DIR/store-size.sh")
+[[ -n ${PWHASH:-} && -n ${SCOPE:-} ]] || bench_die "store-size.sh's settings were not found"
 
 bench_init
 if [[ $BACKEND == postgres ]]; then
