@@ -920,6 +920,18 @@ mod purge_pace_tests {
     }
 }
 
+/// What else a grant candidate of the housekeeping's purge found by `column`
+/// (`revoked_at` or `expires_at`) waits for, as SQL on the candidate `g` (the same in
+/// both stores): a revoked grant, for its revocation feed entry, which introspection
+/// reads until the grant's access tokens have expired (they are not indexed by grant);
+/// a lapsed grant's access tokens expired with it.
+fn purge_waits_for_feed(column: &str) -> &'static str {
+    match column {
+        "revoked_at" => "AND NOT EXISTS (SELECT 1 FROM revocations v WHERE v.grant_id = g.id)",
+        _ => "",
+    }
+}
+
 #[async_trait]
 pub trait HousekeepingStore: Send + Sync {
     /// Delete what has expired at `now`: codes (consumed or not), sessions, refresh
@@ -927,8 +939,9 @@ pub trait HousekeepingStore: Send + Sync {
     /// revocation feed entries with `expires_at <= now`; then grants that are revoked
     /// or lapsed and have no code or refresh token chain left, a revoked one no feed
     /// entry either (which is kept until the grant's access tokens have expired: see
-    /// [`GrantStore::revoke_grant`]; a lapsed grant's expired with it); then, when `audit_before` is given, the audit events
-    /// recorded before it (`at < audit_before`). Consents, clients and users are kept.
+    /// [`GrantStore::revoke_grant`]; a lapsed grant's expired with it); then, when
+    /// `audit_before` is given, the audit events recorded before it
+    /// (`at < audit_before`). Consents, clients and users are kept.
     ///
     /// Audit events go oldest first, by id, and only those before the first event (by
     /// id) that is to be kept: events are numbered in the order they are recorded, so

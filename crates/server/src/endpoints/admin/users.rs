@@ -149,7 +149,6 @@ pub async fn delete(
     Extension(admin): Extension<Administrator>,
     Path(username): Path<String>,
 ) -> ApiResult<StatusCode> {
-    find(&state, &username).await?;
     let reason = format!(
         "user deleted through the admin API (token {})",
         admin.token_name

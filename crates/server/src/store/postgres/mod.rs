@@ -879,14 +879,24 @@ impl RefreshTokenStore for PostgresStore {
         // Holding one row at a time, the rotation cannot. The use time is a record
         // (what `Grant::last_used_at` reads takes the chains' rows into account too),
         // so that it lands a moment after the rotation changes nothing it guards.
-        let mut then = then.clone();
-        let used = then.grant_used.take();
+        // (A copy of `then` only for those rotations, once a day per grant.)
+        let without_use;
+        let (then, used) = match &then.grant_used {
+            Some(used) => {
+                without_use = Issuance {
+                    grant_used: None,
+                    ..then.clone()
+                };
+                (&without_use, Some(used))
+            }
+            None => (then, None),
+        };
         let mut conn = self.pool.acquire().await?;
         let rotation = self
-            .rotate_without_use(&mut conn, token_hash, client_id, now, &then)
+            .rotate_without_use(&mut conn, token_hash, client_id, now, then)
             .await?;
         if let (Rotation::Rotated(_), Some((grant_id, at))) = (&rotation, used) {
-            hot::touch_grant(&mut conn, &grant_id, at).await?;
+            hot::touch_grant(&mut conn, grant_id, *at).await?;
         }
         Ok(rotation)
     }
@@ -1292,10 +1302,7 @@ const PURGE: [(&str, &str, &str); 7] = [
 const PURGE_GRANTS: [&str; 2] = ["revoked_at", "expires_at"];
 
 fn purge_grants_sql(column: &str) -> String {
-    let in_feed = match column {
-        "revoked_at" => "AND NOT EXISTS (SELECT 1 FROM revocations v WHERE v.grant_id = g.id)",
-        _ => "",
-    };
+    let in_feed = super::purge_waits_for_feed(column);
     let free = format!(
         "NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.id)
         AND NOT EXISTS (SELECT 1 FROM auth_codes o WHERE o.grant_id = g.id)

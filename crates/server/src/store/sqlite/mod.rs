@@ -1016,10 +1016,7 @@ const PURGE: [(&str, &str, &str); 7] = [
 const PURGE_GRANTS: [&str; 2] = ["revoked_at", "expires_at"];
 
 fn purge_grants_sql(column: &str) -> String {
-    let in_feed = match column {
-        "revoked_at" => "AND NOT EXISTS (SELECT 1 FROM revocations v WHERE v.grant_id = g.id)",
-        _ => "",
-    };
+    let in_feed = super::purge_waits_for_feed(column);
     format!(
         "SELECT c.id, c.k,
                 NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.id)
