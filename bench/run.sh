@@ -604,17 +604,18 @@ run_bank() {
     fi
     echo "$STOP_MARK" >>"$log"
     stop_demo
+    run_bank_bench
 }
 
 # The executable of benchmark NAME of package PKG (`cargo bench --no-run`, in the same
 # source tree and target dir as the binary); built before any server runs.
-#   build_bench PKG NAME
+#   build_bench PKG NAME [FEATURES]
 build_bench() {
-    local pkg=$1 name=$2 out exe
-    bench_log "cargo bench --no-run -p $pkg --bench $name in $BENCH_BUILT_SRC"
+    local pkg=$1 name=$2 features=${3:-} out exe
+    bench_log "cargo bench --no-run -p $pkg --bench $name${features:+ --features $features} in $BENCH_BUILT_SRC"
     out=$(cd "$BENCH_BUILT_SRC" && CARGO_TARGET_DIR=$BENCH_BUILT_TARGET \
-        cargo bench --no-run -p "$pkg" --bench "$name" --message-format=json \
-        ) || bench_die "building the $name benchmark failed"
+        cargo bench --no-run -p "$pkg" --bench "$name" ${features:+--features "$features"} \
+        --message-format=json) || bench_die "building the $name benchmark failed"
     exe=$(python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
@@ -629,6 +630,18 @@ for line in sys.stdin:
 # Run pinned to the server's core after the servers.
 EXTRACTOR_BIN=""
 build_extractor() { EXTRACTOR_BIN=$(build_bench tessera-resource extractor); }
+
+# `cargo bench -p tessera-demo --bench bank --features bench` (crates/demo/benches): the
+# bank's GET /accounts in process, with a bearer token and the same route without auth
+# (issue 7: the first at >= 80% of the second). Run pinned to the server's core after
+# the demo's HTTP runs.
+BANK_BENCH_BIN="" BANK_BENCH_OUT=""
+build_bank_bench() { BANK_BENCH_BIN=$(build_bench tessera-demo bank bench); }
+run_bank_bench() {
+    bench_log "== the demo bank in process (cargo bench -p tessera-demo --bench bank), pinned to cpu $BENCH_SERVER_CPU"
+    BANK_BENCH_OUT=$(taskset -c "$BENCH_SERVER_CPU" timeout 300 "$BANK_BENCH_BIN" --bench) ||
+        bench_die "the bank benchmark failed"
+}
 
 # `cargo bench -p tessera-server --bench password` (crates/server/benches): Argon2id
 # verifications back to back, what the core allows with nothing else; run pinned to
@@ -723,6 +736,12 @@ report() {
         printf "  %-9s %-32s left %8.1f   Tessera %8.1f\n", $1, $2,
             1e6 / (t * $14) - 1e6 / $10, 1e6 / $3 - 1e6 / $10 }' "$RESULTS"
     [[ -z $BANK_NOTE ]] || echo "$BANK_NOTE"
+    if [[ -n $BANK_BENCH_OUT ]]; then
+        echo
+        echo "== the demo bank's GET /accounts in process, with and without auth" \
+            "(cargo bench -p tessera-demo --bench bank --features bench, cpu $BENCH_SERVER_CPU)"
+        echo "$BANK_BENCH_OUT"
+    fi
     if [[ -n $EXTRACTOR_OUT ]]; then
         echo
         echo "== crates/resource per call (cargo bench -p tessera-resource --bench extractor," \
@@ -781,6 +800,9 @@ main() {
     bench_build
     if [[ " $BENCH_SCENARIOS " == *" extractor "* ]]; then
         build_extractor
+    fi
+    if [[ " $BENCH_SCENARIOS " == *" bank "* ]]; then
+        build_bank_bench
     fi
     if [[ " $BENCH_SCENARIOS " == *" login "* ]]; then
         build_password

@@ -22,7 +22,12 @@ pub async fn list_accounts(
     Bearer(claims): Bearer,
 ) -> Result<Json<Value>, ApiError> {
     claims.require_any(&["accounts:read", "transactions:read"])?;
-    let accounts = db::accounts_of(&bank.pool, &claims.sub).await?;
+    accounts_of(&bank, &claims.sub).await
+}
+
+/// The body of `GET /accounts` for the person `sub`, once the token has been checked.
+pub async fn accounts_of(bank: &Bank, sub: &str) -> Result<Json<Value>, ApiError> {
+    let accounts = db::accounts_of(&bank.pool, sub).await?;
     Ok(Json(json!({ "accounts": accounts })))
 }
 

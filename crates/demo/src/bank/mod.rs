@@ -109,6 +109,28 @@ impl Bank {
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(self.clone())
     }
+
+    /// Only for `cargo bench -p tessera-demo --bench bank --features bench` (issue 7:
+    /// the authenticated `GET /accounts` against the same route without auth): the
+    /// bank's `GET /accounts`, with the router's layers, answering for the person `sub`
+    /// without asking for a token. Never in a build without the `bench` feature.
+    #[cfg(feature = "bench")]
+    pub fn router_without_auth(&self, sub: String) -> Router {
+        let sub: std::sync::Arc<str> = sub.into();
+        Router::new()
+            .route(
+                "/accounts",
+                get(
+                    move |axum::extract::State(bank): axum::extract::State<Bank>| {
+                        let sub = sub.clone();
+                        async move { api::accounts_of(&bank, &sub).await }
+                    },
+                ),
+            )
+            .layer(axum::middleware::map_response(no_store))
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .with_state(self.clone())
+    }
 }
 
 /// Account data is personal: no cache may keep it.
