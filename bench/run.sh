@@ -335,17 +335,18 @@ t_refresh() {
 }
 
 # 6: authorization code redemption with PKCE; codes minted right before each run.
-# The warm-up mints CODE_WARMUP codes and its rate sizes the supply of the runs. wrk
-# divides by the whole duration even when the codes ran out early: such a run is done
-# again (once) with twice as many.
-CODE_WARMUP=3000 CODE_RATE="" CODE_EXHAUSTED=""
+# The warm-up mints CODE_WARMUP codes (enough for 2 s at 10,000 a second: a warm-up
+# that runs out measures the supply, not the server) and its rate sizes the supply of
+# the runs. wrk divides by the whole duration even when the codes ran out early: such
+# a run is done again with twice as many, and once more with twice as many again.
+CODE_WARMUP=20000 CODE_RATE="" CODE_EXHAUSTED=""
 t_code() {
     local count=$CODE_WARMUP attempt t0 t1
     if [[ -n $CODE_RATE ]]; then
         count=$(awk -v r="$CODE_RATE" -v d="$(seconds "$2")" -v m="$BENCH_CODE_MARGIN" \
             'BEGIN { print int(r * d * m) + 1000 }')
     fi
-    for attempt in 1 2; do
+    for attempt in 1 2 3; do
         t0=$(date +%s.%N)
         mint codes "$count" "$1.codes"
         t1=$(date +%s.%N)
@@ -353,8 +354,11 @@ t_code() {
         BENCH_AUTH=$APP_AUTH BENCH_REDIRECT_URI=$REDIRECT_URI \
             wrk_run "$1" "$2" "$BENCH_SERVER_URL" redeem-code.lua "$1.codes"
         grep -q '^exhausted: 0$' "$1" && break
-        [[ -z $CODE_RATE ]] && break # the warm-up
-        if ((attempt == 1)); then
+        if [[ -z $CODE_RATE ]]; then # the warm-up
+            bench_log "  the warm-up's codes ran out: the runs' supply may be too small"
+            break
+        fi
+        if ((attempt < 3)); then
             bench_log "  the codes ran out before the end: again with twice as many"
             wait_idle "$BENCH_SERVER_PID"
             count=$((count * 2))
