@@ -98,13 +98,19 @@ impl Bank {
 
     /// The bank's HTTP API.
     pub fn router(&self) -> Router {
-        Router::new()
+        let routes = Router::new()
             .route("/accounts", get(api::list_accounts))
             .route(
                 "/accounts/{id}/transactions",
                 get(api::list_transactions).post(api::create_transaction),
             )
-            .route("/healthz", get(|| async { "ok" }))
+            .route("/healthz", get(|| async { "ok" }));
+        self.with_layers(routes)
+    }
+
+    /// `routes` with the layers and state every bank route has.
+    fn with_layers(&self, routes: Router<Bank>) -> Router {
+        routes
             .layer(axum::middleware::map_response(no_store))
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(self.clone())
@@ -117,19 +123,15 @@ impl Bank {
     #[cfg(feature = "bench")]
     pub fn router_without_auth(&self, sub: String) -> Router {
         let sub: std::sync::Arc<str> = sub.into();
-        Router::new()
-            .route(
-                "/accounts",
-                get(
-                    move |axum::extract::State(bank): axum::extract::State<Bank>| {
-                        let sub = sub.clone();
-                        async move { api::accounts_of(&bank, &sub).await }
-                    },
-                ),
-            )
-            .layer(axum::middleware::map_response(no_store))
-            .layer(DefaultBodyLimit::max(BODY_LIMIT))
-            .with_state(self.clone())
+        self.with_layers(Router::new().route(
+            "/accounts",
+            get(
+                move |axum::extract::State(bank): axum::extract::State<Bank>| {
+                    let sub = sub.clone();
+                    async move { api::accounts_of(&bank, &sub).await }
+                },
+            ),
+        ))
     }
 }
 
