@@ -35,7 +35,7 @@ pub async fn revoke_grant(
         .revoke_grant(grant_id, now, by, forget_after(state, now))
         .await?;
     if revoked {
-        state.feed.send_modify(|_| {});
+        state.revoked();
         let grant = state.store.get_grant(grant_id).await?;
         audit::record(
             state,
@@ -64,7 +64,7 @@ pub async fn revoke_jti(
 ) -> Result<()> {
     let now = state.clock.now();
     state.store.revoke_jti(jti, exp, now).await?;
-    state.feed.send_modify(|_| {});
+    state.revoked();
     audit::record(
         state,
         Entry {
@@ -137,7 +137,7 @@ pub async fn delete_user(state: &AppState, username: &str, reason: &str) -> Resu
         .delete_user(username, now, forget_after(state, now))
         .await?;
     if deleted {
-        state.feed.send_modify(|_| {});
+        state.revoked();
     }
     Ok(deleted)
 }

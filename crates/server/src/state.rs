@@ -12,6 +12,7 @@ use crate::master::{MasterKey, Purpose};
 use crate::seal::Sealer;
 use crate::store::postgres::PoolSettings;
 use crate::store::{PostgresStore, ScopeEntry, SqliteStore, Store};
+use crate::tokens::answers::Answers;
 use crate::tokens::KeyRing;
 
 /// What every handler shares, behind one `Arc`: a handler's copy of the state costs
@@ -46,6 +47,18 @@ pub struct Shared {
     pub client_jwks: Arc<JwksUriCache>,
     /// Clients read in the last second (see [`crate::client_cache`]).
     pub clients: Arc<ClientCache>,
+    /// Introspection answers for active access tokens (see [`crate::tokens::answers`]).
+    pub answers: Arc<Answers>,
+}
+
+impl Shared {
+    /// After this instance committed a revocation (a grant, a token, a user's or a
+    /// client's deletion): kept introspection answers are forgotten and the revocation
+    /// feed's subscribers woken.
+    pub fn revoked(&self) {
+        self.answers.forget_all();
+        self.feed.send_modify(|_| {});
+    }
 }
 
 impl AppState {
@@ -67,6 +80,7 @@ impl AppState {
             sealer: Arc::new(sealer),
             client_jwks: Arc::new(JwksUriCache::new()?),
             clients: Arc::new(ClientCache::default()),
+            answers: Arc::new(Answers::default()),
         })))
     }
 

@@ -280,6 +280,8 @@ pub async fn delete(
         .await?;
         state.store.delete_client(&client.id).await?;
         state.clients.invalidate(&client.id);
+        // Its client_credentials tokens went with it (they have no grant to revoke).
+        state.answers.forget_all();
         Ok::<_, RegistrationError>(())
     }
     .await;

@@ -6,7 +6,7 @@ use super::AccessClaims;
 use crate::crypto::{hash_secret, refresh_key};
 use crate::error::Result;
 use crate::state::AppState;
-use crate::store::{AccessTokenView, RefreshToken};
+use crate::store::{AccessTokenView, RefreshToken, TokenHash};
 
 /// A token Tessera issued, in whatever state it is now.
 pub enum Found {
@@ -30,6 +30,16 @@ impl Found {
 
 /// Look a token up. `hint` (RFC 7009 §2.1, RFC 7662 §2.1) only orders the search.
 pub async fn find(state: &AppState, token: &str, hint: Option<&str>) -> Result<Option<Found>> {
+    find_hashed(state, token, &hash_secret(token), hint).await
+}
+
+/// [`find`], given the token's `hash` ([`hash_secret`]).
+pub async fn find_hashed(
+    state: &AppState,
+    token: &str,
+    hash: &TokenHash,
+    hint: Option<&str>,
+) -> Result<Option<Found>> {
     // A JWT has exactly two dots; opaque and refresh tokens are BASE64URL with none.
     if token.bytes().filter(|b| *b == b'.').count() == 2 {
         return Ok(state
@@ -40,7 +50,6 @@ pub async fn find(state: &AppState, token: &str, hint: Option<&str>) -> Result<O
             .filter(|c| c.iss == state.config.issuer)
             .map(Found::Jwt));
     }
-    let hash = hash_secret(token);
     let refresh_first = hint == Some("refresh_token");
     for refresh in [refresh_first, !refresh_first] {
         if refresh {
@@ -49,7 +58,7 @@ pub async fn find(state: &AppState, token: &str, hint: Option<&str>) -> Result<O
             }
         } else if let Some(v) = state
             .store
-            .view_access_token(&hash, state.clock.now())
+            .view_access_token(hash, state.clock.now())
             .await?
         {
             return Ok(Some(Found::Opaque(v)));

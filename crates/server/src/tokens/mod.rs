@@ -1,6 +1,7 @@
 //! Minting tokens: JWT access tokens (RFC 9068), opaque access tokens and refresh
 //! tokens (stored as SHA-256 hashes), and the token response (RFC 6749 §5.1).
 
+pub mod answers;
 pub mod keys;
 pub mod lookup;
 pub mod ring;

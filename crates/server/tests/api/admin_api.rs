@@ -443,6 +443,31 @@ async fn show_update_and_delete_a_client() {
 }
 
 #[tokio::test]
+async fn a_deleted_clients_opaque_tokens_are_inactive_at_once() {
+    let admin = admin_app().await;
+    let resource_server = admin.app.standard().await;
+    let (batch, r) = admin.app.opaque_client_credentials().await;
+    assert_eq!(r.status(), 200);
+    let tokens: Value = r.json().await.unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    // Answered twice, the second time from the kept answer.
+    for _ in 0..2 {
+        assert_eq!(
+            admin.app.introspect(&resource_server, token).await["active"],
+            true
+        );
+    }
+
+    // A client_credentials token has no grant: it goes with its client.
+    let r = admin.delete(&format!("/admin/clients/{}", batch.id)).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        admin.app.introspect(&resource_server, token).await,
+        json!({ "active": false })
+    );
+}
+
+#[tokio::test]
 async fn rotating_a_secret_keeps_the_old_one_for_the_grace_period() {
     let admin = admin_app().await;
     let client = admin.app.standard().await;

@@ -415,3 +415,54 @@ async fn opaque_tokens_stored_under_their_whole_sha256_are_still_found() {
         true
     );
 }
+
+#[tokio::test]
+async fn a_refresh_tokens_answer_ends_with_its_rotation() {
+    let app = spawn_app().await;
+    let client = app.standard().await;
+    let first = app.tokens_for(&client, FULL).await;
+    let rt = s(&first, "refresh_token");
+    for _ in 0..2 {
+        let info = introspect_checked(&app, &client, rt).await;
+        assert_eq!(info["active"], true);
+        assert_eq!(info["token_type"], "refresh_token");
+    }
+
+    // A rotation is no revocation, yet the rotated token is done with (RFC 9700 §4.14.2).
+    let r = app
+        .token(
+            &client,
+            &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let second: Value = r.json().await.expect("json");
+    assert_eq!(
+        introspect_checked(&app, &client, rt).await,
+        json!({"active": false})
+    );
+    assert_eq!(
+        introspect_checked(&app, &client, s(&second, "refresh_token")).await["active"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn an_answer_given_again_is_the_same_until_the_token_expires() {
+    let app = spawn_app().await;
+    app.standard().await;
+    let (client, r) = app.opaque_client_credentials().await;
+    let tokens: Value = r.json().await.expect("json");
+    let token = s(&tokens, "access_token");
+    let first = introspect_checked(&app, &client, token).await;
+    assert_eq!(first["active"], true);
+    app.clock.advance(599);
+    assert_eq!(introspect_checked(&app, &client, token).await, first);
+
+    // RFC 7662 §2.2: from `exp` on, inactive, however it was answered before.
+    app.clock.advance(1);
+    assert_eq!(
+        introspect_checked(&app, &client, token).await,
+        json!({"active": false})
+    );
+}

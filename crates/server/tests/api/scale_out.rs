@@ -280,3 +280,34 @@ async fn a_login_session_and_consent_form_work_across_instances() {
     assert_eq!(p["state"], "again");
     assert_eq!(p["iss"], a.url);
 }
+
+#[tokio::test]
+async fn a_token_revoked_at_one_instance_is_inactive_at_the_other_within_half_a_second() {
+    let (a, b) = spawn_pair().await;
+    a.standard().await;
+    let (client, r) = a.opaque_client_credentials().await;
+    let tokens = success(r).await;
+    let token = s(&tokens, "access_token");
+    // B answers it active twice: the second answer is B's kept one.
+    for _ in 0..2 {
+        assert_eq!(b.introspect(&client, token).await["active"], true);
+    }
+
+    // RFC 7009 §2.1 at A: inactive at A at once (A forgets its kept answers), and at
+    // B once its kept answer is older than half a second.
+    let r = a.post_auth("/revoke", &client, &[("token", token)]).await;
+    assert_eq!(r.status(), 200);
+    let revoked_at = Instant::now();
+    assert_eq!(a.introspect(&client, token).await, json!({"active": false}));
+    loop {
+        if b.introspect(&client, token).await == json!({"active": false}) {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_millis(750),
+            "B still answers the revoked token active after {:?}",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -468,6 +468,8 @@ pub async fn delete(
     revocation::revoke_all(&state, grants, &reason).await?;
     let found = state.store.delete_client(&id).await?;
     state.clients.invalidate(&id);
+    // Its client_credentials tokens went with it (they have no grant to revoke).
+    state.answers.forget_all();
     if !found {
         return Err(ApiError::NotFound(format!("no client {id}")));
     }
