@@ -888,6 +888,20 @@ fn config_file_errors_are_refused() {
     env.run(&["--config", config.to_str().unwrap(), "scope", "list"])
         .assert_fails();
 
+    // A kept introspection answer may hide another instance's revocation this long.
+    std::fs::write(&config, "[tokens]\nintrospection_cache = \"10s\"\n").expect("write config");
+    let out = env.run(&["--config", config.to_str().unwrap(), "scope", "list"]);
+    out.assert_fails();
+    assert!(
+        out.stderr
+            .contains("tokens.introspection_cache must be 5s at most"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&config, "[tokens]\nintrospection_cache = \"0s\"\n").expect("write config");
+    env.run(&["--config", config.to_str().unwrap(), "scope", "list"])
+        .assert_ok();
+
     let missing = env.path("missing.toml");
     env.run(&["--config", missing.to_str().unwrap(), "scope", "list"])
         .assert_fails();

@@ -12,6 +12,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+/// The longest `tokens.introspection_cache`: a revocation made at another instance
+/// must not stay unseen by this one's introspection for longer.
+const MOST_INTROSPECTION_CACHE: Duration = Duration::from_secs(5);
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,6 +84,12 @@ pub struct TokenConfig {
     pub signing_alg: SigningAlg,
     /// The `aud` of access tokens. Default: the issuer.
     pub audience: Option<String>,
+    /// How long an introspection answer for an active access token is kept in memory
+    /// (see [`crate::tokens::answers`]): a revocation made elsewhere (another instance,
+    /// the `tessera` command) reaches this instance's introspection within it. Default
+    /// 500 ms; `0s` reads the store for every introspection; at most 5 s.
+    #[serde(with = "humantime_serde")]
+    pub introspection_cache: Duration,
     /// Signing key rotation.
     pub key_rotation: KeyRotationConfig,
 }
@@ -290,6 +300,7 @@ impl Default for TokenConfig {
             refresh_grace_period: Duration::ZERO,
             signing_alg: SigningAlg::ES256,
             audience: None,
+            introspection_cache: Duration::from_millis(500),
             key_rotation: KeyRotationConfig::default(),
         }
     }
@@ -359,6 +370,9 @@ impl Config {
         }
         if self.tokens.access_token_ttl.is_zero() || self.tokens.code_ttl.is_zero() {
             anyhow::bail!("token lifetimes must be positive");
+        }
+        if self.tokens.introspection_cache > MOST_INTROSPECTION_CACHE {
+            anyhow::bail!("tokens.introspection_cache must be 5s at most");
         }
         if self.tokens.key_rotation.reload.is_zero() {
             anyhow::bail!("tokens.key_rotation.reload must be positive");

@@ -70,6 +70,7 @@ impl AppState {
         let store = open_store(&config).await?;
         let keys = KeyRing::open(store.clone(), &master, &config, SystemClock.now()).await?;
         let sealer = sealer_of(&config, &master)?;
+        let answers = Arc::new(Answers::new(config.tokens.introspection_cache));
         Ok(Self(Arc::new(Shared {
             store,
             keys: Arc::new(keys),
@@ -80,7 +81,7 @@ impl AppState {
             sealer: Arc::new(sealer),
             client_jwks: Arc::new(JwksUriCache::new()?),
             clients: Arc::new(ClientCache::default()),
-            answers: Arc::new(Answers::default()),
+            answers,
         })))
     }
 

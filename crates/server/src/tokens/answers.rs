@@ -13,8 +13,9 @@
 //!   deleted) calls [`Answers::forget_all`] once the store has committed it, so the
 //!   next introspection reads the store again: it takes effect at once.
 //! - A revocation made elsewhere (another instance on the database, the `tessera`
-//!   command) is seen within [`TTL`], the same bound as the revocation feed's polling
-//!   of the table for such revocations.
+//!   command) is seen within the answers' lifetime (`tokens.introspection_cache`,
+//!   500 ms by default: the revocation feed's polling of the table for such
+//!   revocations). A lifetime of zero keeps nothing.
 //!
 //! An answer read from the store carries the generation read *before* the read, so an
 //! answer read while a revocation commits is stale from the start and never served.
@@ -28,9 +29,6 @@ use axum::body::Bytes;
 
 use crate::store::TokenHash;
 
-/// How long an answer is served after it was read from the store.
-pub const TTL: Duration = Duration::from_millis(500);
-
 /// Most answers kept; past it the cache starts over.
 const CAPACITY: usize = 10_000;
 
@@ -43,13 +41,23 @@ struct Entry {
     read_at: Instant,
 }
 
-#[derive(Default)]
 pub struct Answers {
+    /// How long an answer is served after it was read from the store.
+    ttl: Duration,
     generation: AtomicU64,
     entries: RwLock<HashMap<TokenHash, Entry>>,
 }
 
 impl Answers {
+    /// Answers kept for `ttl` at most; none with a `ttl` of zero.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            generation: AtomicU64::new(0),
+            entries: RwLock::default(),
+        }
+    }
+
     /// The generation to pass to [`Answers::keep`]: read it before reading the store.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
@@ -60,13 +68,18 @@ impl Answers {
     pub fn get(&self, key: &TokenHash, now: i64) -> Option<Bytes> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let entry = entries.get(key)?;
-        (entry.exp > now && entry.generation == self.generation() && entry.read_at.elapsed() < TTL)
+        (entry.exp > now
+            && entry.generation == self.generation()
+            && entry.read_at.elapsed() < self.ttl)
             .then(|| entry.body.clone())
     }
 
     /// Keep the `active` answer `body` for an access token expiring at `exp`, read
     /// from the store after [`Answers::generation`] returned `generation`.
     pub fn keep(&self, key: TokenHash, body: Bytes, exp: i64, generation: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
         let entry = Entry {
             body,
             exp,
@@ -93,8 +106,15 @@ mod tests {
     const KEY: TokenHash = [7; 32];
 
     #[test]
+    fn nothing_is_kept_with_a_lifetime_of_zero() {
+        let answers = Answers::new(Duration::ZERO);
+        answers.keep(KEY, Bytes::from_static(b"{}"), 100, answers.generation());
+        assert_eq!(answers.get(&KEY, 0), None);
+    }
+
+    #[test]
     fn an_answer_is_served_until_the_token_expires() {
-        let answers = Answers::default();
+        let answers = Answers::new(Duration::from_secs(60));
         answers.keep(KEY, Bytes::from_static(b"{}"), 100, answers.generation());
         assert_eq!(answers.get(&KEY, 99).as_deref(), Some(&b"{}"[..]));
         assert_eq!(answers.get(&KEY, 100), None);
@@ -103,7 +123,7 @@ mod tests {
 
     #[test]
     fn a_revocation_forgets_every_answer_even_one_read_while_it_committed() {
-        let answers = Answers::default();
+        let answers = Answers::new(Duration::from_secs(60));
         answers.keep(KEY, Bytes::from_static(b"{}"), 100, answers.generation());
         let before = answers.generation();
         answers.forget_all();

@@ -311,3 +311,21 @@ async fn a_token_revoked_at_one_instance_is_inactive_at_the_other_within_half_a_
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn without_kept_answers_another_instances_revocation_is_seen_at_once() {
+    let a = spawn_on(Backend::Postgres, |_| {}).await;
+    let b = spawn_sharing(&a, |c| c.tokens.introspection_cache = Duration::ZERO).await;
+    a.standard().await;
+    let (client, r) = a.opaque_client_credentials().await;
+    let tokens = success(r).await;
+    let token = s(&tokens, "access_token");
+    for _ in 0..2 {
+        assert_eq!(b.introspect(&client, token).await["active"], true);
+    }
+
+    // RFC 7009 §2.1 at A; B reads the store for every introspection.
+    let r = a.post_auth("/revoke", &client, &[("token", token)]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(b.introspect(&client, token).await, json!({"active": false}));
+}
