@@ -49,8 +49,11 @@ export TESSERA_HOUSEKEEPING__INTERVAL=24h
 export TESSERA_LOG=warn
 # Introspection reads the store for every request: what is measured here is the read
 # at each store size, not the answers an instance keeps for tokens introspected again
-# (bench/run.sh's introspection scenario has those).
-export TESSERA_TOKENS__INTROSPECTION_CACHE=0s
+# (bench/run.sh's introspection scenario has those). BENCH_INTROSPECTION_CACHE= (empty)
+# leaves the setting out, for builds from before it.
+if [[ -n ${BENCH_INTROSPECTION_CACHE-0s} ]]; then
+    export TESSERA_TOKENS__INTROSPECTION_CACHE=${BENCH_INTROSPECTION_CACHE-0s}
+fi
 
 SCOPE="read write"
 REDIRECT_URI=http://127.0.0.1/callback
