@@ -2,6 +2,7 @@
 //! server on Tessera's own stack (tokio's multi-thread runtime, hyper through
 //! `axum::serve`, `TCP_NODELAY`) that answers every `POST` with a fixed JSON body of
 //! the scenario's size after `--work-us` microseconds of CPU on the request's task,
+//! then yields once so that answers ready together leave together (as Tessera's do),
 //! and does nothing else: no parsing, no client authentication, no store.
 //!
 //! `bench/run.sh` starts it pinned to the server's core beside Tessera and the peer,
@@ -107,6 +108,9 @@ fn main() -> std::process::ExitCode {
     let work = args.work;
     let answer = move || async move {
         busy(work);
+        // As Tessera's responses made without waiting do (`detach::leave_together`):
+        // the other ready requests are handled before this answer leaves.
+        tokio::task::yield_now().await;
         (
             [
                 (
