@@ -281,26 +281,36 @@ async fn a_login_session_and_consent_form_work_across_instances() {
     assert_eq!(p["iss"], a.url);
 }
 
-#[tokio::test]
-async fn a_token_revoked_at_one_instance_is_inactive_at_the_other_within_half_a_second() {
-    let (a, b) = spawn_pair().await;
+/// An opaque client_credentials token of A's, introspected twice at B (active both
+/// times: with kept answers, the second is B's kept one), then revoked at A (RFC 7009
+/// §2.1). Returns the client and the token.
+async fn revoked_at_a_after_b_introspected(a: &TestApp, b: &TestApp) -> (TestClient, String) {
     a.standard().await;
     let (client, r) = a.opaque_client_credentials().await;
     let tokens = success(r).await;
-    let token = s(&tokens, "access_token");
-    // B answers it active twice: the second answer is B's kept one.
+    let token = s(&tokens, "access_token").to_owned();
     for _ in 0..2 {
-        assert_eq!(b.introspect(&client, token).await["active"], true);
+        assert_eq!(b.introspect(&client, &token).await["active"], true);
     }
-
-    // RFC 7009 §2.1 at A: inactive at A at once (A forgets its kept answers), and at
-    // B once its kept answer is older than half a second.
-    let r = a.post_auth("/revoke", &client, &[("token", token)]).await;
+    let r = a.post_auth("/revoke", &client, &[("token", &token)]).await;
     assert_eq!(r.status(), 200);
+    (client, token)
+}
+
+#[tokio::test]
+async fn a_token_revoked_at_one_instance_is_inactive_at_the_other_within_half_a_second() {
+    let (a, b) = spawn_pair().await;
+    let (client, token) = revoked_at_a_after_b_introspected(&a, &b).await;
     let revoked_at = Instant::now();
-    assert_eq!(a.introspect(&client, token).await, json!({"active": false}));
+
+    // Inactive at A at once (A forgets its kept answers), and at B once its kept
+    // answer is older than half a second.
+    assert_eq!(
+        a.introspect(&client, &token).await,
+        json!({"active": false})
+    );
     loop {
-        if b.introspect(&client, token).await == json!({"active": false}) {
+        if b.introspect(&client, &token).await == json!({"active": false}) {
             break;
         }
         assert!(
@@ -316,16 +326,10 @@ async fn a_token_revoked_at_one_instance_is_inactive_at_the_other_within_half_a_
 async fn without_kept_answers_another_instances_revocation_is_seen_at_once() {
     let a = spawn_on(Backend::Postgres, |_| {}).await;
     let b = spawn_sharing(&a, |c| c.tokens.introspection_cache = Duration::ZERO).await;
-    a.standard().await;
-    let (client, r) = a.opaque_client_credentials().await;
-    let tokens = success(r).await;
-    let token = s(&tokens, "access_token");
-    for _ in 0..2 {
-        assert_eq!(b.introspect(&client, token).await["active"], true);
-    }
-
-    // RFC 7009 §2.1 at A; B reads the store for every introspection.
-    let r = a.post_auth("/revoke", &client, &[("token", token)]).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(b.introspect(&client, token).await, json!({"active": false}));
+    let (client, token) = revoked_at_a_after_b_introspected(&a, &b).await;
+    // B reads the store for every introspection.
+    assert_eq!(
+        b.introspect(&client, &token).await,
+        json!({"active": false})
+    );
 }
