@@ -59,6 +59,14 @@ impl Shared {
         self.answers.forget_all();
         self.feed.send_modify(|_| {});
     }
+
+    /// After this instance deleted client `id`: its cached copy is forgotten, and so
+    /// are kept introspection answers (its client_credentials tokens went with it;
+    /// they have no grant whose revocation would have ended them).
+    pub fn client_deleted(&self, id: &str) {
+        self.clients.invalidate(id);
+        self.answers.forget_all();
+    }
 }
 
 impl AppState {

@@ -279,9 +279,7 @@ pub async fn delete(
         )
         .await?;
         state.store.delete_client(&client.id).await?;
-        state.clients.invalidate(&client.id);
-        // Its client_credentials tokens went with it (they have no grant to revoke).
-        state.answers.forget_all();
+        state.client_deleted(&client.id);
         Ok::<_, RegistrationError>(())
     }
     .await;

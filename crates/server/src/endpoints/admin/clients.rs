@@ -467,9 +467,7 @@ pub async fn delete(
     );
     revocation::revoke_all(&state, grants, &reason).await?;
     let found = state.store.delete_client(&id).await?;
-    state.clients.invalidate(&id);
-    // Its client_credentials tokens went with it (they have no grant to revoke).
-    state.answers.forget_all();
+    state.client_deleted(&id);
     if !found {
         return Err(ApiError::NotFound(format!("no client {id}")));
     }
