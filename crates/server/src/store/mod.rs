@@ -583,6 +583,59 @@ pub trait RefreshTokenStore: Send + Sync {
         &self,
         token_hash: &TokenHash,
     ) -> StoreResult<Option<RefreshTokenView>>;
+    /// A rotation that is planned from the chain it finds: read the token's chain
+    /// ([`Self::view_refresh_token`]), let `plan` refuse it (nothing changes) or say
+    /// what the rotation writes, then [`Self::rotate_refresh_token`] with that. A
+    /// chain's grant, user, scope and lapse time never change, so the view and the
+    /// rotation need not be one transaction, and by default are not. SQLite reads the
+    /// chain in the rotation's own transaction, on its writer's connection, whose page
+    /// cache other connections' commits do not empty (a reader's they do, so that on a
+    /// large store every separate read descended the chain's tree from disk pages).
+    /// `plan` runs inside that transaction: it must be quick and must not wait.
+    async fn plan_rotation(
+        &self,
+        token_hash: &TokenHash,
+        client_id: &str,
+        now: i64,
+        plan: RotationPlan,
+    ) -> StoreResult<PlannedRotation> {
+        let Some(view) = self.view_refresh_token(token_hash).await? else {
+            return Ok(PlannedRotation::Unknown);
+        };
+        let then = match plan(&view) {
+            Ok(then) => then,
+            Err(refusal) => return Ok(PlannedRotation::Refused(refusal)),
+        };
+        let rotation = self
+            .rotate_refresh_token(token_hash, client_id, now, &then)
+            .await?;
+        Ok(PlannedRotation::Done {
+            view,
+            rotation,
+            then,
+        })
+    }
+}
+
+/// What a rotation writes, decided from the chain it rotates
+/// ([`RefreshTokenStore::plan_rotation`]); an error refuses the token, unspent.
+pub type RotationPlan =
+    Box<dyn FnOnce(&RefreshTokenView) -> Result<Issuance, crate::error::OAuthError> + Send>;
+
+/// The outcome of [`RefreshTokenStore::plan_rotation`].
+#[derive(Debug)]
+pub enum PlannedRotation {
+    /// No chain has the token's chain id.
+    Unknown,
+    /// The plan refused the chain: nothing was written.
+    Refused(crate::error::OAuthError),
+    /// The plan's issuance (`then`), written if and only if `rotation` is `Rotated`,
+    /// and the chain as the plan saw it.
+    Done {
+        view: RefreshTokenView,
+        rotation: Rotation,
+        then: Issuance,
+    },
 }
 
 /// A refresh token with its grant's lapse time, read at once.

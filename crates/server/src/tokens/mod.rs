@@ -15,9 +15,10 @@ use tessera_protocol::{Scope, TokenResponse};
 use crate::crypto::{
     chained_token, hash_secret, new_chain, ordered_token, random_string, refresh_key, ChainId,
 };
+use crate::config::Config;
 use crate::error::Result;
 use crate::state::AppState;
-use crate::store::{Client, OpaqueAccessToken, RefreshToken, TokenFormat};
+use crate::store::{Client, OpaqueAccessToken, RefreshToken, TokenFormat, TokenHash};
 
 pub use keys::Keys;
 pub use ring::KeyRing;
@@ -80,51 +81,94 @@ pub fn mint_access_token(
     spec: AccessTokenFor<'_>,
 ) -> Result<(IssuedAccessToken, Option<OpaqueAccessToken>)> {
     let now = state.clock.now();
-    let configured = now + state.config.tokens.access_token_ttl.as_secs() as i64;
-    let exp = spec.not_after.map_or(configured, |cap| configured.min(cap));
-    let ttl = (exp - now).max(0) as u64;
-    let jti = random_string(16);
-    let (token, row) = match spec.client.token_format {
-        TokenFormat::Jwt => {
-            let claims = AccessClaims {
-                iss: state.config.issuer.clone(),
-                // RFC 9068 §2.2: for a client acting for itself, `sub` is the client id.
-                sub: spec.user_id.unwrap_or(&spec.client.id).to_owned(),
-                aud: state.config.audience().to_owned(),
-                client_id: spec.client.id.clone(),
-                scope: spec.scope.to_string(),
-                jti,
-                exp,
-                iat: now,
-                grant_id: spec.grant_id.map(str::to_owned),
-                auth_time: spec.auth_time,
-            };
-            (state.keys.current().sign_jwt(now, &claims)?, None)
-        }
-        TokenFormat::Opaque => {
+    let draw = AccessDraw::new(spec.client.token_format);
+    let row = draw.row(&state.config, now, &spec);
+    Ok((draw.finish(state, now, &spec)?, row))
+}
+
+/// The random parts of an access token, drawn before the rest of it is known: a
+/// refresh token's rotation learns its grant, user and scope in the store's own
+/// transaction ([`crate::store::RefreshTokenStore::plan_rotation`]), where the opaque
+/// token's row is made ([`Self::row`]); a JWT is signed after ([`Self::finish`]).
+#[derive(Clone)]
+pub struct AccessDraw {
+    jti: String,
+    /// An opaque token and its key; `None` for a JWT.
+    opaque: Option<(String, TokenHash)>,
+}
+
+impl AccessDraw {
+    pub fn new(format: TokenFormat) -> Self {
+        let jti = random_string(16);
+        let opaque = (format == TokenFormat::Opaque).then(|| {
             let token = ordered_token();
-            let row = OpaqueAccessToken {
-                token_hash: hash_secret(&token),
-                jti,
-                grant_id: spec.grant_id.map(str::to_owned),
-                client_id: spec.client.id.clone(),
-                user_id: spec.user_id.map(str::to_owned),
-                scope: spec.scope.clone(),
-                audience: state.config.audience().to_owned(),
-                issued_at: now,
-                expires_at: exp,
-                revoked_at: None,
-            };
-            (token, Some(row))
-        }
-    };
-    Ok((
-        IssuedAccessToken {
-            token,
-            expires_in: ttl,
-        },
-        row,
-    ))
+            let key = hash_secret(&token);
+            (token, key)
+        });
+        Self { jti, opaque }
+    }
+
+    /// The row an opaque token is stored as (before it is handed out); `None` for a
+    /// JWT, which is not stored.
+    pub fn row(
+        &self,
+        config: &Config,
+        now: i64,
+        spec: &AccessTokenFor<'_>,
+    ) -> Option<OpaqueAccessToken> {
+        let (_, key) = self.opaque.as_ref()?;
+        Some(OpaqueAccessToken {
+            token_hash: *key,
+            jti: self.jti.clone(),
+            grant_id: spec.grant_id.map(str::to_owned),
+            client_id: spec.client.id.clone(),
+            user_id: spec.user_id.map(str::to_owned),
+            scope: spec.scope.clone(),
+            audience: config.audience().to_owned(),
+            issued_at: now,
+            expires_at: access_expiry(config, now, spec.not_after).0,
+            revoked_at: None,
+        })
+    }
+
+    /// The token issued at `now`: the opaque one drawn, or the JWT signed now.
+    pub fn finish(
+        self,
+        state: &AppState,
+        now: i64,
+        spec: &AccessTokenFor<'_>,
+    ) -> Result<IssuedAccessToken> {
+        let (exp, expires_in) = access_expiry(&state.config, now, spec.not_after);
+        let token = match self.opaque {
+            Some((token, _)) => token,
+            None => {
+                let claims = AccessClaims {
+                    iss: state.config.issuer.clone(),
+                    // RFC 9068 §2.2: for a client acting for itself, `sub` is the
+                    // client id.
+                    sub: spec.user_id.unwrap_or(&spec.client.id).to_owned(),
+                    aud: state.config.audience().to_owned(),
+                    client_id: spec.client.id.clone(),
+                    scope: spec.scope.to_string(),
+                    jti: self.jti,
+                    exp,
+                    iat: now,
+                    grant_id: spec.grant_id.map(str::to_owned),
+                    auth_time: spec.auth_time,
+                };
+                state.keys.current().sign_jwt(now, &claims)?
+            }
+        };
+        Ok(IssuedAccessToken { token, expires_in })
+    }
+}
+
+/// When an access token issued at `now` expires (never after `not_after`), and its
+/// lifetime in seconds.
+fn access_expiry(config: &Config, now: i64, not_after: Option<i64>) -> (i64, u64) {
+    let configured = now + config.tokens.access_token_ttl.as_secs() as i64;
+    let exp = not_after.map_or(configured, |cap| configured.min(cap));
+    (exp, (exp - now).max(0) as u64)
 }
 
 /// Mint a refresh token of `grant_id`: the token, and the row (its key) that the
@@ -139,20 +183,44 @@ pub fn mint_refresh_token(
     scope: &Scope,
     not_after: Option<i64>,
 ) -> (String, RefreshToken) {
-    let now = state.clock.now();
     let token = chained_token(&chain.unwrap_or_else(new_chain));
-    let configured = now + state.config.tokens.refresh_token_ttl.as_secs() as i64;
-    let row = RefreshToken {
-        token_hash: refresh_key(&token),
+    let row = refresh_row(
+        &state.config,
+        state.clock.now(),
+        &token,
+        grant_id,
+        &client.id,
+        user_id,
+        scope,
+        not_after,
+    );
+    (token, row)
+}
+
+/// The row of refresh token `token` issued at `now`: its key, what it is for, and its
+/// expiry (never after `not_after`).
+#[allow(clippy::too_many_arguments)]
+pub fn refresh_row(
+    config: &Config,
+    now: i64,
+    token: &str,
+    grant_id: &str,
+    client_id: &str,
+    user_id: Option<&str>,
+    scope: &Scope,
+    not_after: Option<i64>,
+) -> RefreshToken {
+    let configured = now + config.tokens.refresh_token_ttl.as_secs() as i64;
+    RefreshToken {
+        token_hash: refresh_key(token),
         grant_id: grant_id.to_owned(),
-        client_id: client.id.clone(),
+        client_id: client_id.to_owned(),
         user_id: user_id.map(str::to_owned),
         scope: scope.clone(),
         issued_at: now,
         expires_at: not_after.map_or(configured, |cap| configured.min(cap)),
         used_at: None,
-    };
-    (token, row)
+    }
 }
 
 /// A successful token response with `Cache-Control: no-store` (RFC 6749 §5.1).

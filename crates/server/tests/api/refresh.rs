@@ -559,3 +559,50 @@ async fn rotations_are_audited_once_per_period_by_default_and_each_with_zero() {
         ["grant", "refresh", "refresh", "refresh"]
     );
 }
+
+#[tokio::test]
+async fn an_opaque_clients_rotation_stores_an_access_token_of_the_grant() {
+    let app = spawn_app().await;
+    app.standard().await;
+    let client = app
+        .client_with(
+            "Ledger",
+            FULL,
+            false,
+            &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+            TokenFormat::Opaque,
+        )
+        .await;
+    let tokens = app.tokens_for(&client, FULL).await;
+    let rotated = success(
+        refresh(
+            &app,
+            &client,
+            s(&tokens, "refresh_token"),
+            Some("accounts:read"),
+        )
+        .await,
+    )
+    .await;
+    let access = s(&rotated, "access_token");
+    assert!(!access.contains('.'), "not opaque: {access}");
+    assert_eq!(s(&rotated, "scope"), "accounts:read");
+
+    // RFC 7662 §2.2: the stored token answers with what the rotation issued it for:
+    // the narrowed scope, the grant's user, its own lifetime.
+    let info = app.introspect(&client, access).await;
+    assert_eq!(info["active"], true, "{info}");
+    assert_eq!(s(&info, "scope"), "accounts:read");
+    assert_eq!(s(&info, "client_id"), client.id);
+    assert_eq!(s(&info, "username"), "alice");
+    let lifetime = info["exp"].as_i64().unwrap() - info["iat"].as_i64().unwrap();
+    assert_eq!(Some(lifetime), rotated["expires_in"].as_i64(), "{info}");
+
+    // It is of the grant: the spent token presented again revokes the family
+    // (RFC 9700 §4.14.2), this access token with it.
+    refused(&app, &client, s(&tokens, "refresh_token"), "already been used").await;
+    assert_eq!(
+        app.introspect(&client, access).await,
+        json!({"active": false})
+    );
+}

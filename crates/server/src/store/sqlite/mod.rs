@@ -687,6 +687,37 @@ impl RefreshTokenStore for SqliteStore {
         self.readers
             .read(|c| read::view_refresh_token(c, token_hash))
     }
+
+    /// The chain read, the plan and the rotation in one write, on the writer's
+    /// connection: its page cache stays warm (a reader's is emptied by every commit
+    /// of another connection), and the rotation's update finds the chain's page
+    /// already read.
+    async fn plan_rotation(
+        &self,
+        token_hash: &TokenHash,
+        client_id: &str,
+        now: i64,
+        plan: RotationPlan,
+    ) -> StoreResult<PlannedRotation> {
+        let (hash, client_id) = (*token_hash, client_id.to_owned());
+        self.writer
+            .write_atomic(move |conn| {
+                let Some(view) = read::view_refresh_token(conn, &hash)? else {
+                    return Ok(PlannedRotation::Unknown);
+                };
+                let then = match plan(&view) {
+                    Ok(then) => then,
+                    Err(refusal) => return Ok(PlannedRotation::Refused(refusal)),
+                };
+                let rotation = hot::rotate_refresh_token(conn, &hash, &client_id, now, &then)?;
+                Ok(PlannedRotation::Done {
+                    view,
+                    rotation,
+                    then,
+                })
+            })
+            .await
+    }
 }
 
 #[async_trait]
