@@ -15,8 +15,7 @@ use crate::error::{OAuthError, Result};
 use crate::revocation::revoke_grant;
 use crate::state::AppState;
 use crate::store::{
-    Actor, AuditEvent, Client, Issuance, PlannedRotation, RefreshTokenView, Rotation,
-    TokenFormat,
+    Actor, AuditEvent, Client, Issuance, PlannedRotation, RefreshTokenView, Rotation, TokenFormat,
 };
 use crate::tokens::{mint_refresh_token, refresh_row, token_response, AccessDraw, AccessTokenFor};
 
@@ -48,7 +47,8 @@ pub async fn handle(
                 return Err(invalid());
             }
             let scope = narrowed(requested.as_ref(), &current.scope)?;
-            let access_token = access.and_then(|a| a.row(&config, now, &access_for(&client, view, &scope)));
+            let access_token =
+                access.and_then(|a| a.row(&config, now, &access_for(&client, view, &scope)));
             let refresh_token = refresh_row(
                 &config,
                 now,

@@ -526,7 +526,7 @@ pub trait GrantStore: Send + Sync {
 }
 
 #[async_trait]
-pub trait CodeStore: Send + Sync {
+pub trait CodeStore: GrantStore + Send + Sync {
     async fn insert_code(&self, code: &AuthCode) -> StoreResult<()>;
     /// Consume a code issued to `client_id`, atomically: among concurrent calls with
     /// the same hash, exactly one gets `Consumed`; every later call gets `AlreadyUsed`.
@@ -537,6 +537,62 @@ pub trait CodeStore: Send + Sync {
         client_id: &str,
         now: i64,
     ) -> StoreResult<CodeConsumption>;
+    /// A redemption planned from the code it consumes: [`Self::consume_code`]; if this
+    /// call consumed the code, its grant is read and `plan` refuses the redemption
+    /// (the code stays consumed) or says what it issues, which is then written
+    /// ([`GrantStore::issue_tokens`]). By default these are separate transactions;
+    /// SQLite makes them one write on its writer's connection, so that a redemption
+    /// waits for one commit instead of two. `plan` may run inside that transaction:
+    /// it must be quick and must not wait.
+    async fn plan_redemption(
+        &self,
+        code_hash: &TokenHash,
+        client_id: &str,
+        now: i64,
+        plan: RedemptionPlan,
+    ) -> StoreResult<PlannedRedemption> {
+        let code = match self.consume_code(code_hash, client_id, now).await? {
+            CodeConsumption::Consumed(code) => code,
+            CodeConsumption::AlreadyUsed { grant_id } => {
+                return Ok(PlannedRedemption::AlreadyUsed { grant_id })
+            }
+            CodeConsumption::Unknown => return Ok(PlannedRedemption::Unknown),
+        };
+        let grant = self.get_grant(&code.grant_id).await?;
+        match plan(&code, grant.as_ref()) {
+            Err(refusal) => Ok(PlannedRedemption::Refused(refusal)),
+            Ok(then) => {
+                self.issue_tokens(&then).await?;
+                Ok(PlannedRedemption::Redeemed { code, grant })
+            }
+        }
+    }
+}
+
+/// What a code's redemption issues, decided from the code just consumed and its grant
+/// (`None`: gone) ([`CodeStore::plan_redemption`]); an error refuses the redemption.
+pub type RedemptionPlan =
+    Box<dyn FnOnce(&AuthCode, Option<&Grant>) -> Result<Issuance, crate::error::OAuthError> + Send>;
+
+/// The outcome of [`CodeStore::plan_redemption`].
+// Made once per request and moved once: boxing the large variant would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum PlannedRedemption {
+    /// No code with this hash was issued to this client.
+    Unknown,
+    /// The code was consumed before: the grant it started must be revoked (RFC 6749
+    /// §4.1.2).
+    AlreadyUsed { grant_id: String },
+    /// This call consumed the code, and the plan refused the redemption.
+    Refused(crate::error::OAuthError),
+    /// This call consumed the code and wrote the plan's issuance. The grant as the
+    /// plan saw it.
+    Redeemed {
+        code: AuthCode,
+        grant: Option<Grant>,
+    },
 }
 
 /// Refresh tokens, one row per chain ([`RefreshToken`]). Every method takes the key
@@ -623,6 +679,9 @@ pub type RotationPlan =
     Box<dyn FnOnce(&RefreshTokenView) -> Result<Issuance, crate::error::OAuthError> + Send>;
 
 /// The outcome of [`RefreshTokenStore::plan_rotation`].
+// Made once per request and moved once: boxing the large variant would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum PlannedRotation {
     /// No chain has the token's chain id.

@@ -12,10 +12,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_protocol::{Scope, TokenResponse};
 
+use crate::config::Config;
 use crate::crypto::{
     chained_token, hash_secret, new_chain, ordered_token, random_string, refresh_key, ChainId,
 };
-use crate::config::Config;
 use crate::error::Result;
 use crate::state::AppState;
 use crate::store::{Client, OpaqueAccessToken, RefreshToken, TokenFormat, TokenHash};

@@ -3,6 +3,9 @@
 //! verifier.
 
 use futures::future::join_all;
+use serde_json::Value;
+use tessera_protocol::GrantType;
+use tessera_server::store::TokenFormat;
 
 use crate::helpers::*;
 
@@ -165,7 +168,7 @@ async fn wrong_verifier_is_invalid_grant() {
     let app = spawn_app().await;
     let client = app.standard().await;
     let browser = app.browser();
-    let (code, _) = app
+    let (code, verifier) = app
         .authorize_code(&browser, &client, "transactions:read")
         .await;
     let (other, _) = pkce();
@@ -175,6 +178,16 @@ async fn wrong_verifier_is_invalid_grant() {
         400,
         "invalid_grant",
         "code_verifier does not match the code_challenge",
+    )
+    .await;
+
+    // The refused attempt spent the code: one guess of the verifier per code.
+    let r = app.token(&client, &exchange(&code, &verifier)).await;
+    assert_error(
+        r,
+        400,
+        "invalid_grant",
+        "the authorization code has already been used",
     )
     .await;
 }
@@ -316,4 +329,40 @@ async fn public_client_redeems_with_pkce_alone() {
     // helpers::TestApp::token sends client_id in the body for a client without a secret.
     let r = app.token(&public, &exchange(&code, &verifier)).await;
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn an_opaque_clients_code_is_redeemed_for_a_stored_access_token() {
+    let app = spawn_app().await;
+    app.standard().await;
+    let client = app
+        .client_with(
+            "Ledger",
+            "accounts:read transactions:read",
+            false,
+            &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+            TokenFormat::Opaque,
+        )
+        .await;
+    let browser = app.browser();
+    let (code, verifier) = app
+        .authorize_code(&browser, &client, "transactions:read")
+        .await;
+    let r = app.token(&client, &exchange(&code, &verifier)).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    assert!(!access.contains('.'), "not opaque: {access}");
+
+    // RFC 7662 §2.2: the token was stored with what the code was issued for.
+    let info = app.introspect(&client, access).await;
+    assert_eq!(info["active"], true, "{info}");
+    assert_eq!(info["scope"], "transactions:read");
+    assert_eq!(info["username"], "alice");
+    assert_eq!(info["client_id"], client.id.as_str());
+    // So was the refresh token, in the same redemption.
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let info = app.introspect(&client, refresh).await;
+    assert_eq!(info["active"], true, "{info}");
+    assert_eq!(info["scope"], "transactions:read");
 }

@@ -600,7 +600,13 @@ async fn an_opaque_clients_rotation_stores_an_access_token_of_the_grant() {
 
     // It is of the grant: the spent token presented again revokes the family
     // (RFC 9700 §4.14.2), this access token with it.
-    refused(&app, &client, s(&tokens, "refresh_token"), "already been used").await;
+    refused(
+        &app,
+        &client,
+        s(&tokens, "refresh_token"),
+        "already been used",
+    )
+    .await;
     assert_eq!(
         app.introspect(&client, access).await,
         json!({"active": false})

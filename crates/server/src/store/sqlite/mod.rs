@@ -636,6 +636,37 @@ impl CodeStore for SqliteStore {
             .write(move |conn| hot::consume_code(conn, &hash, &client_id, now))
             .await
     }
+
+    /// The code consumed, its grant read, the plan and its issuance in one write: one
+    /// commit for the whole redemption. A refused redemption keeps the code consumed.
+    async fn plan_redemption(
+        &self,
+        code_hash: &TokenHash,
+        client_id: &str,
+        now: i64,
+        plan: RedemptionPlan,
+    ) -> StoreResult<PlannedRedemption> {
+        let (hash, client_id) = (*code_hash, client_id.to_owned());
+        self.writer
+            .write_atomic(move |conn| {
+                let code = match hot::consume_code(conn, &hash, &client_id, now)? {
+                    CodeConsumption::Consumed(code) => code,
+                    CodeConsumption::AlreadyUsed { grant_id } => {
+                        return Ok(PlannedRedemption::AlreadyUsed { grant_id })
+                    }
+                    CodeConsumption::Unknown => return Ok(PlannedRedemption::Unknown),
+                };
+                let grant = read::get_grant(conn, &code.grant_id)?;
+                match plan(&code, grant.as_ref()) {
+                    Err(refusal) => Ok(PlannedRedemption::Refused(refusal)),
+                    Ok(then) => {
+                        hot::issue_tokens(conn, &then)?;
+                        Ok(PlannedRedemption::Redeemed { code, grant })
+                    }
+                }
+            })
+            .await
+    }
 }
 
 #[async_trait]
