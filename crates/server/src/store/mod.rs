@@ -323,6 +323,18 @@ pub enum CodeConsumption {
     Unknown,
 }
 
+impl CodeConsumption {
+    /// The code this call consumed, or what its redemption answers without one.
+    #[allow(clippy::result_large_err)] // an answer, moved once; see PlannedRedemption
+    pub fn consumed(self) -> Result<AuthCode, PlannedRedemption> {
+        match self {
+            Self::Consumed(code) => Ok(code),
+            Self::AlreadyUsed { grant_id } => Err(PlannedRedemption::AlreadyUsed { grant_id }),
+            Self::Unknown => Err(PlannedRedemption::Unknown),
+        }
+    }
+}
+
 /// A refresh token chain: the tokens that rotation makes, one after the other, from
 /// the refresh token a grant's token request issued. The store keeps one row per chain,
 /// for its current token (RFC 9700 §4.14.2: a chain's earlier tokens are refused, and
@@ -551,12 +563,13 @@ pub trait CodeStore: GrantStore + Send + Sync {
         now: i64,
         plan: RedemptionPlan,
     ) -> StoreResult<PlannedRedemption> {
-        let code = match self.consume_code(code_hash, client_id, now).await? {
-            CodeConsumption::Consumed(code) => code,
-            CodeConsumption::AlreadyUsed { grant_id } => {
-                return Ok(PlannedRedemption::AlreadyUsed { grant_id })
-            }
-            CodeConsumption::Unknown => return Ok(PlannedRedemption::Unknown),
+        let code = match self
+            .consume_code(code_hash, client_id, now)
+            .await?
+            .consumed()
+        {
+            Ok(code) => code,
+            Err(answer) => return Ok(answer),
         };
         let grant = self.get_grant(&code.grant_id).await?;
         match plan(&code, grant.as_ref()) {

@@ -4,8 +4,6 @@
 
 use futures::future::join_all;
 use serde_json::Value;
-use tessera_protocol::GrantType;
-use tessera_server::store::TokenFormat;
 
 use crate::helpers::*;
 
@@ -336,13 +334,7 @@ async fn an_opaque_clients_code_is_redeemed_for_a_stored_access_token() {
     let app = spawn_app().await;
     app.standard().await;
     let client = app
-        .client_with(
-            "Ledger",
-            "accounts:read transactions:read",
-            false,
-            &[GrantType::AuthorizationCode, GrantType::RefreshToken],
-            TokenFormat::Opaque,
-        )
+        .opaque_code_client("accounts:read transactions:read")
         .await;
     let browser = app.browser();
     let (code, verifier) = app

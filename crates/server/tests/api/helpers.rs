@@ -427,6 +427,19 @@ impl TestApp {
         }
     }
 
+    /// "Ledger": a confidential client of the code flow, with refresh tokens, whose
+    /// access tokens are opaque.
+    pub async fn opaque_code_client(&self, scope: &str) -> TestClient {
+        self.client_with(
+            "Ledger",
+            scope,
+            false,
+            &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+            TokenFormat::Opaque,
+        )
+        .await
+    }
+
     /// A confidential client with opaque access tokens and the client_credentials
     /// grant, and the token endpoint's answer to its `grant_type=client_credentials`
     /// request.

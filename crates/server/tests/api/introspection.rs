@@ -114,15 +114,7 @@ async fn active_refresh_token_is_described_as_a_refresh_token() {
 async fn active_opaque_access_token_is_described() {
     let app = spawn_app().await;
     app.standard().await;
-    let client = app
-        .client_with(
-            "Ledger",
-            FULL,
-            false,
-            &[GrantType::AuthorizationCode, GrantType::RefreshToken],
-            TokenFormat::Opaque,
-        )
-        .await;
+    let client = app.opaque_code_client(FULL).await;
     let tokens = app.tokens_for(&client, "accounts:read").await;
     let token = s(&tokens, "access_token");
     assert!(

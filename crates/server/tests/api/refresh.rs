@@ -564,15 +564,7 @@ async fn rotations_are_audited_once_per_period_by_default_and_each_with_zero() {
 async fn an_opaque_clients_rotation_stores_an_access_token_of_the_grant() {
     let app = spawn_app().await;
     app.standard().await;
-    let client = app
-        .client_with(
-            "Ledger",
-            FULL,
-            false,
-            &[GrantType::AuthorizationCode, GrantType::RefreshToken],
-            TokenFormat::Opaque,
-        )
-        .await;
+    let client = app.opaque_code_client(FULL).await;
     let tokens = app.tokens_for(&client, FULL).await;
     let rotated = success(
         refresh(

@@ -313,15 +313,7 @@ async fn a_wrong_token_type_hint_still_revokes() {
 async fn revoking_a_refresh_token_also_revokes_opaque_access_tokens_of_the_grant() {
     let app = spawn_app().await;
     app.standard().await;
-    let client = app
-        .client_with(
-            "Ledger",
-            FULL,
-            false,
-            &[GrantType::AuthorizationCode, GrantType::RefreshToken],
-            TokenFormat::Opaque,
-        )
-        .await;
+    let client = app.opaque_code_client(FULL).await;
     let tokens = app.tokens_for(&client, FULL).await;
     assert!(!s(&tokens, "access_token").contains('.'));
     assert_eq!(

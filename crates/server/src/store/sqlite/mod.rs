@@ -649,12 +649,9 @@ impl CodeStore for SqliteStore {
         let (hash, client_id) = (*code_hash, client_id.to_owned());
         self.writer
             .write_atomic(move |conn| {
-                let code = match hot::consume_code(conn, &hash, &client_id, now)? {
-                    CodeConsumption::Consumed(code) => code,
-                    CodeConsumption::AlreadyUsed { grant_id } => {
-                        return Ok(PlannedRedemption::AlreadyUsed { grant_id })
-                    }
-                    CodeConsumption::Unknown => return Ok(PlannedRedemption::Unknown),
+                let code = match hot::consume_code(conn, &hash, &client_id, now)?.consumed() {
+                    Ok(code) => code,
+                    Err(answer) => return Ok(answer),
                 };
                 let grant = read::get_grant(conn, &code.grant_id)?;
                 match plan(&code, grant.as_ref()) {
