@@ -24,6 +24,17 @@ async fn assert_error(r: reqwest::Response, status: u16, error: &str, descriptio
     assert_eq!(body["error_description"], description, "{body}");
 }
 
+/// The answer to a code used before (RFC 6749 §4.1.2).
+async fn spent(r: reqwest::Response) {
+    assert_error(
+        r,
+        400,
+        "invalid_grant",
+        "the authorization code has already been used",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn code_exchange_issues_rfc9068_tokens() {
     let app = spawn_app().await;
@@ -81,14 +92,7 @@ async fn second_use_fails_and_revokes_what_the_code_issued() {
     let rt = first["refresh_token"].as_str().unwrap();
     assert_eq!(app.introspect(&client, at).await["active"], true);
 
-    let r = app.token(&client, &exchange(&code, &verifier)).await;
-    assert_error(
-        r,
-        400,
-        "invalid_grant",
-        "the authorization code has already been used",
-    )
-    .await;
+    spent(app.token(&client, &exchange(&code, &verifier)).await).await;
     // RFC 6749 §4.1.2: the tokens issued from the code are revoked.
     assert_eq!(
         app.introspect(&client, at).await,
@@ -180,14 +184,7 @@ async fn wrong_verifier_is_invalid_grant() {
     .await;
 
     // The refused attempt spent the code: one guess of the verifier per code.
-    let r = app.token(&client, &exchange(&code, &verifier)).await;
-    assert_error(
-        r,
-        400,
-        "invalid_grant",
-        "the authorization code has already been used",
-    )
-    .await;
+    spent(app.token(&client, &exchange(&code, &verifier)).await).await;
 }
 
 #[tokio::test]
