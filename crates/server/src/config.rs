@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 /// must not stay unseen by this one's introspection for longer.
 const MOST_INTROSPECTION_CACHE: Duration = Duration::from_secs(5);
 
+/// The default of `database_sqlite_mmap_size`: the most SQLite maps
+/// (`SQLITE_MAX_MMAP_SIZE`, 2 GiB less 64 KiB); a larger setting is cut to it.
+pub const SQLITE_MMAP_SIZE: u64 = 0x7fff_0000;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,6 +44,11 @@ pub struct Config {
     /// them.
     #[serde(with = "humantime_serde")]
     pub database_idle_timeout: Duration,
+    /// SQLite: how many bytes of the database file the request path's point reads
+    /// map into memory (`PRAGMA mmap_size`) instead of copying each page with a read
+    /// call. Default [`SQLITE_MMAP_SIZE`], the most SQLite maps; `0` reads every page
+    /// with `pread`.
+    pub database_sqlite_mmap_size: u64,
     /// The master key: 32 random bytes in base64 (`tessera key new-master-key` prints
     /// one), usually given as `TESSERA_MASTER_KEY`. It encrypts the signing keys kept in
     /// the database and the sealed secrets of `client_secret_jwt` clients
@@ -279,6 +288,7 @@ impl Default for Config {
             database_max_connections: 10,
             database_acquire_timeout: Duration::from_secs(5),
             database_idle_timeout: Duration::from_secs(600),
+            database_sqlite_mmap_size: SQLITE_MMAP_SIZE,
             master_key: None,
             tokens: TokenConfig::default(),
             sessions: SessionConfig::default(),

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::master::{MasterKey, Purpose};
 use crate::seal::Sealer;
 use crate::store::postgres::PoolSettings;
+use crate::store::sqlite::SqliteSettings;
 use crate::store::{PostgresStore, ScopeEntry, SqliteStore, Store};
 use crate::tokens::answers::Answers;
 use crate::tokens::KeyRing;
@@ -120,7 +121,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             std::fs::create_dir_all(&config.data_dir)
                 .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         }
-        Arc::new(SqliteStore::connect(&url).await?)
+        let settings = SqliteSettings {
+            read_mmap_size: config.database_sqlite_mmap_size,
+        };
+        Arc::new(SqliteStore::connect_with(&url, &settings).await?)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let settings = PoolSettings {
             max_connections: config.database_max_connections,

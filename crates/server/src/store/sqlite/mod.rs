@@ -36,6 +36,30 @@ mod writer;
 
 use super::*;
 
+/// How the SQLite store reads.
+#[derive(Debug, Clone)]
+pub struct SqliteSettings {
+    /// Bytes of the database file that each of the request path's read connections
+    /// maps into memory (`PRAGMA mmap_size`; `0`: none, every page is read with
+    /// `pread`). A mapped page is read in place instead of copied into the
+    /// connection's cache, and the mapping is the kernel's page cache, shared by every
+    /// connection: on a store larger than the caches, a lookup of a token no
+    /// connection has cached costs a page fault instead of a `pread` per page it
+    /// misses. Pages read through it count in the process's resident set, as file
+    /// pages the kernel may drop. (The writer's connection keeps its own cache: a
+    /// connection drops its mapping whenever it sees another's commit, and the writer
+    /// reads between its own.)
+    pub read_mmap_size: u64,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        Self {
+            read_mmap_size: crate::config::SQLITE_MMAP_SIZE,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -52,8 +76,13 @@ impl SqliteStore {
         Self::connect(&url).await
     }
 
-    /// Open a `sqlite://` URL and run the migrations.
+    /// Open a `sqlite://` URL with the default settings and run the migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with(url, &SqliteSettings::default()).await
+    }
+
+    /// Open a `sqlite://` URL and run the migrations.
+    pub async fn connect_with(url: &str, settings: &SqliteSettings) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("bad SQLite URL {url}"))?
             .create_if_missing(true)
@@ -77,7 +106,7 @@ impl SqliteStore {
             .map_err(super::migration_error)
             .context("running SQLite migrations")?;
         let writer = writer::Writer::start(&path)?;
-        let readers = Arc::new(read::Readers::open(&path)?);
+        let readers = Arc::new(read::Readers::open(&path, settings.read_mmap_size)?);
         Ok(Self {
             pool,
             writer,

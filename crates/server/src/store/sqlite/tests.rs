@@ -229,3 +229,60 @@ async fn migration_0009_keeps_stored_tokens_and_their_user() {
     let store = SqliteStore::connect(&url).await.unwrap();
     assert_tokens_keep_their_user(&store).await;
 }
+
+/// The request path's read connections map as much of the database file as
+/// `database_sqlite_mmap_size` says (none with `0`), and read the same rows whether
+/// they map it or not: a token of a live grant and one of a revoked grant, written by
+/// the writer's connection.
+#[tokio::test]
+async fn readers_map_the_file_as_configured_and_read_the_same_rows() {
+    for size in [0, 1 << 20, crate::config::SQLITE_MMAP_SIZE] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("tessera.db").display());
+        let settings = SqliteSettings {
+            read_mmap_size: size,
+        };
+        let store = SqliteStore::connect_with(&url, &settings).await.unwrap();
+        grants_before_0006(&store.pool).await;
+        for grant in ["g-live", "g-revoked"] {
+            let token = OpaqueAccessToken {
+                token_hash: hash_secret(grant),
+                jti: format!("jti-{grant}"),
+                grant_id: Some(grant.into()),
+                client_id: "c1".into(),
+                user_id: Some("u1".into()),
+                scope: Scope::parse("a").unwrap(),
+                audience: "https://api.example".into(),
+                issued_at: 0,
+                expires_at: 1000,
+                revoked_at: None,
+            };
+            store.insert_access_token(&token).await.unwrap();
+        }
+
+        let mapped: i64 = store
+            .readers
+            .read(|c| Ok(c.query_row("PRAGMA mmap_size", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(mapped as u64, size);
+        let live = store
+            .view_access_token(&hash_secret("g-live"), 10)
+            .await
+            .unwrap()
+            .expect("the live grant's token is found");
+        assert!(live.grant_active, "mmap_size {size}");
+        assert_eq!(live.username.as_deref(), Some("alice"));
+        assert_eq!(live.token.jti, "jti-g-live");
+        let revoked = store
+            .view_access_token(&hash_secret("g-revoked"), 10)
+            .await
+            .unwrap()
+            .expect("the revoked grant's token is found");
+        assert!(!revoked.grant_active, "mmap_size {size}");
+        assert!(store
+            .view_access_token(&hash_secret("unknown"), 10)
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
