@@ -16,6 +16,7 @@
 //! connection shares, instead of a `pread` copying it into the connection's cache. At
 //! a million grants, introspecting random tokens: 60,219 a second against 53,905 with
 //! `pread` (`bench/ab.sh`, 3 rounds alternating, medians; `bench/RESULTS-store.md`).
+//! SQLite maps 2 GiB at most: the rest of a larger file is still read with `pread`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
