@@ -118,6 +118,8 @@ mod durable {
 
     type Job = ([u8; 32], oneshot::Sender<Result<(), String>>);
 
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+
     pub struct Store {
         jobs: mpsc::Sender<Job>,
         next: AtomicU64,
@@ -237,9 +239,14 @@ mod durable {
                                      'https://bank.example', ?3, ?4)",
             )?;
             for (key, _) in group {
-                // A jti of Tessera's length (22 characters).
-                let jti: String = key[..11].iter().map(|b| format!("{b:02x}")).collect();
-                insert.execute(params![&key[..], &jti[..22], now, now + 600])?;
+                // A jti of Tessera's length (22 characters): the key's bytes in hex.
+                let mut jti = [0u8; 22];
+                for (pair, b) in jti.chunks_mut(2).zip(&key[8..]) {
+                    pair[0] = HEX[usize::from(b >> 4)];
+                    pair[1] = HEX[usize::from(b & 15)];
+                }
+                let jti = std::str::from_utf8(&jti).unwrap_or_default();
+                insert.execute(params![&key[..], jti, now, now + 600])?;
             }
             Ok(())
         })();
