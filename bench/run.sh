@@ -393,7 +393,8 @@ t_login() {
 # peer's is the highest ratio any server can reach in that scenario on this machine.
 # Where Tessera commits before it answers (opaque issuance, refresh rotation) on
 # SQLite, the ceiling commits too: a row of an opaque token's size, through the same
-# group commit (`--durable`, in a fresh database beside Tessera's).
+# group commit (`--durable`, in a fresh database beside Tessera's), and for refresh the
+# rotation of one of BENCH_REFRESH_SUPPLY chains in the same transaction (`--chains`).
 CEILING_BIN="" CEILING_PID="" CEILING_URL="" C_AUTH="" C_BODY=""
 build_ceiling() {
     CEILING_BIN=$(build_bench tessera-server ceiling)
@@ -409,7 +410,8 @@ ceiling_stop() {
 }
 
 # Start the ceiling server: WORK_US of CPU per request, answers of BODY_BYTES, and with
-# DURABLE=1 a commit per request to a fresh SQLite database.
+# DURABLE=1 a commit per request to a fresh SQLite database; with DURABLE=N (more than
+# 1), of a rotation of one of N refresh token chains as well.
 #   ceiling_start WORK_US BODY_BYTES [DURABLE]
 CEILING_STORES=0
 ceiling_start() {
@@ -417,9 +419,10 @@ ceiling_start() {
     ceiling_stop
     port=$(bench_free_port)
     CEILING_URL=http://127.0.0.1:$port
-    if [[ ${3:-0} == 1 ]]; then
+    if [[ ${3:-0} != 0 ]]; then
         CEILING_STORES=$((CEILING_STORES + 1))
         durable=(--durable "$BENCH_TMP/ceiling-store-$CEILING_STORES")
+        [[ $3 == 1 ]] || durable+=(--chains "$3")
     fi
     bench_log "ceiling server: $1 us of work per request, $2-byte answers${durable[*]:+, durable}"
     taskset -c "$BENCH_SERVER_CPU" "$CEILING_BIN" --listen "127.0.0.1:$port" \
@@ -460,8 +463,9 @@ with_ceiling() {
     C_AUTH=$3 C_BODY=$4 C_RUN=c_post
 }
 
-# 1 where the ceiling commits as Tessera does on BACKEND (SQLite), else 0.
-durable_ceiling() { [[ $1 == sqlite ]] && echo 1 || echo 0; }
+# 1 where the ceiling commits as Tessera does on BACKEND (SQLite), else 0; with a
+# second argument N, N instead of 1 (a rotation of one of N chains per commit).
+durable_ceiling() { [[ $1 == sqlite ]] && echo "${2:-1}" || echo 0; }
 
 run_backend() {
     local backend=$1 scenario ms body token
@@ -515,7 +519,8 @@ run_backend() {
                 mint tokens 1 "$BENCH_TMP/refresh-sample"
                 body="grant_type=refresh_token&refresh_token=$(cut -d' ' -f1 "$BENCH_TMP/refresh-sample")"
                 measure_signing ES256
-                with_ceiling "$SIGNING_US" /token "$APP_AUTH" "$body" "$(durable_ceiling "$backend")"
+                with_ceiling "$SIGNING_US" /token "$APP_AUTH" "$body" \
+                    "$(durable_ceiling "$backend" "$BENCH_REFRESH_SUPPLY")"
                 measure "$backend" "refresh rotation" t_refresh - \
                     "supply $BENCH_REFRESH_SUPPLY, chained; *ratio vs peer cc opaque" \
                     "$(peer_rps "$backend" "client_credentials opaque")" "$C_RUN" 5*
