@@ -7,7 +7,8 @@
 #   bench/ab.sh sqlite 3000000 3 before /tmp/tessera-before after target/release/tessera
 #
 # Each build migrates and fills a store of its own (a template: store-size.sh's fill of
-# GRANTS + BENCH_SUPPLY active grants, the store each build's migrations make). Then,
+# GRANTS + BENCH_SUPPLY active grants, the store each build's migrations make; with
+# BENCH_SAME_STORE=1, B runs on copies of A's: two settings of one build). Then,
 # for each of ROUNDS rounds, A then B: a fresh copy of the build's template (SQLite: the
 # files copied, synced and read into the page cache; PostgreSQL: CREATE DATABASE ...
 # TEMPLATE, then CHECKPOINT), `tessera serve` on it, and one run of each scenario
@@ -52,7 +53,14 @@ if [[ $BACKEND == postgres ]]; then
 fi
 
 declare -a TEMPLATE APP SVC KEY
+declare -a TPL_LABEL=("${LABELS[@]}")
 for i in 0 1; do
+    if ((i == 1)) && [[ ${BENCH_SAME_STORE:-0} == 1 ]]; then
+        TEMPLATE[1]=${TEMPLATE[0]} APP[1]=${APP[0]} SVC[1]=${SVC[0]} KEY[1]=${KEY[0]}
+        TPL_LABEL[1]=${LABELS[0]}
+        bench_log "${LABELS[1]}: the store of ${LABELS[0]} (BENCH_SAME_STORE=1)"
+        break
+    fi
     BENCH_BIN=${BINARIES[$i]}
     new_store "$BACKEND" "ab_tpl_${LABELS[$i]}"
     fill "$BACKEND" 1 $((GRANTS + BENCH_SUPPLY)) active
@@ -88,7 +96,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 mkdir -p "$STORE_DIR"
                 export TESSERA_MASTER_KEY=${KEY[$i]}
                 bench_pg_drop_db tessera_bench_ab_run
-                bench_psql -c "CREATE DATABASE tessera_bench_ab_run TEMPLATE tessera_bench_ab_tpl_$label" \
+                bench_psql -c "CREATE DATABASE tessera_bench_ab_run TEMPLATE tessera_bench_ab_tpl_${TPL_LABEL[$i]}" \
                     -c "CHECKPOINT" "$BENCH_PG_ADMIN_URL" >&2
                 STORE_URL=${BENCH_PG_ADMIN_URL%/*}/tessera_bench_ab_run
                 ;;

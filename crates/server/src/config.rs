@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 /// must not stay unseen by this one's introspection for longer.
 const MOST_INTROSPECTION_CACHE: Duration = Duration::from_secs(5);
 
-/// The default of `database_sqlite_mmap_size`: the most SQLite maps
-/// (`SQLITE_MAX_MMAP_SIZE`, 2 GiB less 64 KiB); a larger setting is cut to it.
-pub const SQLITE_MMAP_SIZE: u64 = 0x7fff_0000;
+/// The default of `database_sqlite_mmap_size`: the most SQLite maps as this workspace
+/// builds it (`SQLITE_MAX_MMAP_SIZE` in `.cargo/config.toml`, 1 TiB); a larger setting
+/// is cut to it, and to SQLite's own 2 GiB less 64 KiB in a build without that flag.
+pub const SQLITE_MMAP_SIZE: u64 = 1 << 40;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
