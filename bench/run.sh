@@ -410,8 +410,8 @@ ceiling_stop() {
 }
 
 # Start the ceiling server: WORK_US of CPU per request, answers of BODY_BYTES, and with
-# DURABLE=1 a commit per request to a fresh SQLite database; with DURABLE=N (more than
-# 1), of a rotation of one of N refresh token chains as well.
+# DURABLE=1 a commit per request to a fresh SQLite database; with DURABLE=chains=N, of
+# a rotation of one of N refresh token chains as well.
 #   ceiling_start WORK_US BODY_BYTES [DURABLE]
 CEILING_STORES=0
 ceiling_start() {
@@ -422,9 +422,9 @@ ceiling_start() {
     if [[ ${3:-0} != 0 ]]; then
         CEILING_STORES=$((CEILING_STORES + 1))
         durable=(--durable "$BENCH_TMP/ceiling-store-$CEILING_STORES")
-        [[ $3 == 1 ]] || durable+=(--chains "$3")
+        [[ $3 != chains=* ]] || durable+=(--chains "${3#chains=}")
     fi
-    bench_log "ceiling server: $1 us of work per request, $2-byte answers${durable[*]:+, durable}"
+    bench_log "ceiling server: $1 us of work per request, $2-byte answers${durable[*]:+, durable}${durable[3]:+, rotating one of ${durable[3]} chains}"
     taskset -c "$BENCH_SERVER_CPU" "$CEILING_BIN" --listen "127.0.0.1:$port" \
         --work-us "$1" --body-bytes "$2" "${durable[@]}" >>"$log" 2>&1 &
     CEILING_PID=$!
@@ -464,8 +464,10 @@ with_ceiling() {
 }
 
 # 1 where the ceiling commits as Tessera does on BACKEND (SQLite), else 0; with a
-# second argument N, N instead of 1 (a rotation of one of N chains per commit).
-durable_ceiling() { [[ $1 == sqlite ]] && echo "${2:-1}" || echo 0; }
+# second argument N, chains=N instead of 1 (a rotation of one of N chains per commit).
+durable_ceiling() {
+    if [[ $1 != sqlite ]]; then echo 0; elif [[ -n ${2:-} ]]; then echo "chains=$2"; else echo 1; fi
+}
 
 run_backend() {
     local backend=$1 scenario ms body token
