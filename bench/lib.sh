@@ -128,6 +128,27 @@ bench_build() {
     BENCH_BUILT_SRC=$src BENCH_BUILT_TARGET=$target
 }
 
+# The executable of benchmark NAME of package PKG (`cargo bench --no-run`), built in
+# the source tree and target dir of the binary (bench_build's BENCH_BUILT_SRC and
+# BENCH_BUILT_TARGET; without bench_build, the working tree and its target dir).
+#   bench_build_bench PKG NAME [FEATURES]
+bench_build_bench() {
+    local pkg=$1 name=$2 features=${3:-} out exe
+    local src=${BENCH_BUILT_SRC:-$BENCH_SRC}
+    local target=${BENCH_BUILT_TARGET:-${BENCH_TARGET_DIR:-${CARGO_TARGET_DIR:-$src/target}}}
+    bench_log "cargo bench --no-run -p $pkg --bench $name${features:+ --features $features} in $src"
+    out=$(cd "$src" && CARGO_TARGET_DIR=$target \
+        cargo bench --no-run -p "$pkg" --bench "$name" ${features:+--features "$features"} \
+        --message-format=json) || bench_die "building the $name benchmark failed"
+    exe=$(python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$name" <<<"$out")
+    [[ -x $exe ]] || bench_die "no executable for the $name benchmark"
+    echo "$exe"
+}
+
 # A free TCP port on 127.0.0.1 (the kernel's choice; free when this returns).
 bench_free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -397,7 +397,7 @@ t_login() {
 # rotation of one of BENCH_REFRESH_SUPPLY chains in the same transaction (`--chains`).
 CEILING_BIN="" CEILING_PID="" CEILING_URL="" C_AUTH="" C_BODY=""
 build_ceiling() {
-    CEILING_BIN=$(build_bench tessera-server ceiling)
+    CEILING_BIN=$(bench_build_bench tessera-server ceiling)
     bench_on_exit ceiling_stop
 }
 
@@ -632,36 +632,19 @@ run_bank() {
     run_bank_bench
 }
 
-# The executable of benchmark NAME of package PKG (`cargo bench --no-run`, in the same
-# source tree and target dir as the binary); built before any server runs.
-#   build_bench PKG NAME [FEATURES]
-build_bench() {
-    local pkg=$1 name=$2 features=${3:-} out exe
-    bench_log "cargo bench --no-run -p $pkg --bench $name${features:+ --features $features} in $BENCH_BUILT_SRC"
-    out=$(cd "$BENCH_BUILT_SRC" && CARGO_TARGET_DIR=$BENCH_BUILT_TARGET \
-        cargo bench --no-run -p "$pkg" --bench "$name" ${features:+--features "$features"} \
-        --message-format=json) || bench_die "building the $name benchmark failed"
-    exe=$(python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
-        print(m["executable"])' "$name" <<<"$out")
-    [[ -x $exe ]] || bench_die "no executable for the $name benchmark"
-    echo "$exe"
-}
 
 # `cargo bench -p tessera-resource --bench extractor` (crates/resource/benches): the
 # Bearer extractor and Verifier::verify on one ES256 token, cold and cached, per call.
 # Run pinned to the server's core after the servers.
 EXTRACTOR_BIN=""
-build_extractor() { EXTRACTOR_BIN=$(build_bench tessera-resource extractor); }
+build_extractor() { EXTRACTOR_BIN=$(bench_build_bench tessera-resource extractor); }
 
 # `cargo bench -p tessera-demo --bench bank --features bench` (crates/demo/benches): the
 # bank's GET /accounts in process, with a bearer token and the same route without auth
 # (issue 7: the first at >= 80% of the second). Run pinned to the server's core after
 # the demo's HTTP runs.
 BANK_BENCH_BIN="" BANK_BENCH_OUT=""
-build_bank_bench() { BANK_BENCH_BIN=$(build_bench tessera-demo bank bench); }
+build_bank_bench() { BANK_BENCH_BIN=$(bench_build_bench tessera-demo bank bench); }
 run_bank_bench() {
     bench_log "== the demo bank in process (cargo bench -p tessera-demo --bench bank), pinned to cpu $BENCH_SERVER_CPU"
     BANK_BENCH_OUT=$(taskset -c "$BENCH_SERVER_CPU" timeout 300 "$BANK_BENCH_BIN" --bench) ||
@@ -673,7 +656,7 @@ run_bank_bench() {
 # the server's core right after each login scenario (the server idle), and quoted in
 # the login row's notes with the logins/s as a share of it.
 PASSWORD_BIN=""
-build_password() { PASSWORD_BIN=$(build_bench tessera-server password); }
+build_password() { PASSWORD_BIN=$(bench_build_bench tessera-server password); }
 
 # Append to the notes of the last row of RESULTS: Argon2id alone, and the login rate
 # of that row as a share of it.
@@ -696,7 +679,7 @@ note_argon2() {
 # right after each JWT client_credentials scenario (the server idle), and quoted in
 # that row's notes as a share of the request's time (1/req/s).
 SIGNING_BIN=""
-build_signing() { SIGNING_BIN=$(build_bench tessera-server signing); }
+build_signing() { SIGNING_BIN=$(bench_build_bench tessera-server signing); }
 
 # Run the signing benchmark pinned to the server's core (the servers idle) and set
 # SIGNING_US to what sign_jwt costs with ALG: the ceiling server's work for a JWT.

@@ -26,14 +26,7 @@ GRANTS=${1:-1000000} ROUNDS=${2:-3}
 : "${BENCH_SMALL:=1024}"
 
 bench_init
-bench_log "cargo bench --no-run -p tessera-server --bench ceiling"
-CEILING_BIN=$(cd "$BENCH_SRC" && cargo bench --no-run -p tessera-server --bench ceiling \
-    --message-format=json | python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "ceiling" and m.get("executable"):
-        print(m["executable"])') || bench_die "building the ceiling failed"
-[[ -x $CEILING_BIN ]] || bench_die "no executable for the ceiling"
+CEILING_BIN=$(bench_build_bench tessera-server ceiling)
 
 PID=""
 stop() {
